@@ -1,0 +1,466 @@
+"""Shared runtime of the reference CodeLab services (stdlib only).
+
+Why one module: the three services must behave the same way where the gate checks them:
+/health and /version, one JSON log line per request (never a secret), HS256 JWTs, and a
+clean drain on SIGTERM (stop accepting, finish in-flight requests, exit 0).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SERVICE = os.environ.get("SERVICE_NAME", "codelab")
+VERSION = os.environ.get("SERVICE_VERSION", "0.0.0-dev")
+HOSTNAME = socket.gethostname()
+#: Idle keep-alive connections are closed after this many seconds (longer than the idle
+#: timeout of proxies in front, so the proxy closes first and never races a reused socket).
+KEEPALIVE_TIMEOUT = float(os.environ.get("KEEPALIVE_TIMEOUT", "120"))
+#: After SIGTERM: keep serving (unready) this long, then stop accepting. Default 0 because
+#: the manifests use a preStop sleep for the endpoint-removal delay.
+SHUTDOWN_DELAY = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "0"))
+#: After SIGTERM: at most this long for in-flight requests to finish.
+DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT_SECONDS", "25"))
+_log_lock = threading.Lock()
+
+
+def log(event: str, **fields: Any) -> None:
+    """One JSON line on stdout. Callers pass no secret values (names and hosts only)."""
+    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+            "service": SERVICE, "event": event, **fields}
+    text = json.dumps(line, default=str, separators=(",", ":"))
+    with _log_lock:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
+def redact_url(url: str) -> str:
+    """A URL without its password, for logs: ``postgresql://u:***@host:5432/db``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def require_env(*names: str) -> dict[str, str]:
+    """Values of required variables; exit 1 naming (never printing) the missing ones."""
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        log("config_error", missing=missing, message="required environment variables not set")
+        sys.exit(1)
+    return {n: os.environ[n] for n in names}
+
+
+# --------------------------------------------------------------------------- JWT (HS256)
+
+
+class TokenError(Exception):
+    """A token that is malformed, badly signed, expired or for another audience."""
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Inverse of :func:`b64url`; raises TokenError on bad input."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise TokenError("malformed base64") from exc
+
+
+def jwt_encode(claims: dict[str, Any], key: str) -> str:
+    """An HS256 JWT of ``claims`` signed with ``key``."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    signing_input = f"{header}.{payload}".encode("ascii")
+    sig = hmac.new(key.encode(), signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(sig)}"
+
+
+def jwt_decode(token: str, key: str, *, audience: str | None = None, leeway: float = 30,
+               now: float | None = None) -> dict[str, Any]:
+    """Verified claims of an HS256 JWT; only HS256 is accepted (no ``none``)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenError("malformed token")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+    except ValueError as exc:
+        raise TokenError("malformed token") from exc
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        raise TokenError("unsupported algorithm")
+    expected = hmac.new(key.encode(), f"{parts[0]}.{parts[1]}".encode("ascii"),
+                        hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, b64url_decode(parts[2])):
+        raise TokenError("bad signature")
+    if not isinstance(claims, dict):
+        raise TokenError("malformed claims")
+    t = time.time() if now is None else now
+    if "exp" in claims and t > float(claims["exp"]) + leeway:
+        raise TokenError("token expired")
+    if "nbf" in claims and t < float(claims["nbf"]) - leeway:
+        raise TokenError("token not yet valid")
+    if audience is not None:
+        aud = claims.get("aud")
+        if aud != audience and not (isinstance(aud, list) and audience in aud):
+            raise TokenError("wrong audience")
+    return claims
+
+
+def bearer_token(headers: Any) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    value = headers.get("Authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+# --------------------------------------------------------------------------- HTTP client
+
+
+class HttpClient:
+    """Keep-alive HTTP/1.1 client (one connection per thread and host); retries once when
+    a reused connection turns out to be closed by the server."""
+
+    def __init__(self, timeout: float = 10) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "pool", {})
+        conn = pool.get((scheme, netloc))
+        if conn is None:
+            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+            conn = cls(netloc, timeout=self.timeout)
+            pool[(scheme, netloc)] = conn
+        return conn
+
+    def request(self, method: str, url: str, *, body: bytes | None = None,
+                headers: dict[str, str] | None = None,
+                timeout: float | None = None) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of one request; raises OSError when unreachable."""
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        for attempt in range(2):
+            conn = self._conn(parts.scheme, parts.netloc)
+            reused = conn.sock is not None
+            conn.timeout = timeout or self.timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(conn.timeout)
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.will_close:
+                    conn.close()
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+            except (http.client.RemoteDisconnected, ConnectionResetError,
+                    BrokenPipeError, http.client.CannotSendRequest,
+                    http.client.ResponseNotReady):
+                conn.close()
+                if attempt == 1 or not reused:
+                    raise
+            except OSError:
+                conn.close()
+                raise
+        raise OSError("unreachable")  # pragma: no cover
+
+    def json(self, method: str, url: str, payload: Any = None, *,
+             headers: dict[str, str] | None = None,
+             timeout: float | None = None) -> tuple[int, Any]:
+        """(status, decoded JSON or None) of a JSON request."""
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        body = None
+        if payload is not None:
+            body = json.dumps(payload).encode()
+            hdrs["Content-Type"] = "application/json"
+        status, _h, data = self.request(method, url, body=body, headers=hdrs, timeout=timeout)
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, None
+
+
+# --------------------------------------------------------------------------- HTTP server
+
+
+@dataclass
+class Request:
+    """An incoming request as the route handlers see it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Any
+    body: bytes
+    request_id: str
+    client: str
+
+    def json(self) -> Any:
+        """The body as JSON (None when empty); raises ValueError when invalid."""
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class Response:
+    """What a route returns: status, JSON-able body (or bytes) and extra headers."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> tuple[bytes, str]:
+        """Body bytes and content type."""
+        if isinstance(self.body, bytes):
+            return self.body, self.headers.get("Content-Type", "application/octet-stream")
+        if self.body is None:
+            return b"", "application/json"
+        return json.dumps(self.body, separators=(",", ":")).encode() + b"\n", "application/json"
+
+
+def error(status: int, message: str, **extra: Any) -> Response:
+    """A JSON error response."""
+    return Response(status, {"error": message, **extra})
+
+
+Route = Callable[[Request], Response]
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class App:
+    """Routes + health + graceful drain on a ThreadingHTTPServer."""
+
+    def __init__(self, name: str = SERVICE, version: str = VERSION) -> None:
+        self.name = name
+        self.version = version
+        self.routes: list[tuple[str, str, bool, Route]] = []
+        self.health_check: HealthCheck = lambda: (True, {})
+        self.draining = threading.Event()
+        self.server: Server | None = None
+        self.started = time.time()
+
+    def route(self, method: str, path: str, *, prefix: bool = False) -> Callable[[Route], Route]:
+        """Register a handler for ``method`` and an exact path (or a path prefix)."""
+        def deco(fn: Route) -> Route:
+            self.routes.append((method, path, prefix, fn))
+            return fn
+        return deco
+
+    def dispatch(self, req: Request) -> Response:
+        """Built-in /health, /livez, /version, then the registered routes."""
+        if req.path in ("/health", "/healthz", "/readyz") and req.method in ("GET", "HEAD"):
+            if self.draining.is_set():
+                return Response(503, {"status": "draining", "service": self.name})
+            ok, checks = self.health_check()
+            return Response(200 if ok else 503, {"status": "ok" if ok else "unavailable",
+                                                 "service": self.name, "checks": checks})
+        if req.path == "/livez" and req.method in ("GET", "HEAD"):
+            return Response(200, {"status": "alive", "service": self.name})
+        if req.path == "/version" and req.method in ("GET", "HEAD"):
+            return Response(200, {"service": self.name, "version": self.version,
+                                  "hostname": HOSTNAME,
+                                  "uptime_seconds": round(time.time() - self.started, 1)})
+        allowed: list[str] = []
+        for method, path, prefix, fn in self.routes:
+            match = req.path.startswith(path) if prefix else req.path == path
+            if match:
+                if method in (req.method, "*"):
+                    return fn(req)
+                allowed.append(method)
+        if allowed:
+            return Response(405, {"error": "method not allowed"},
+                            {"Allow": ", ".join(sorted(set(allowed)))})
+        return error(404, "not found")
+
+    def make_server(self, host: str = "0.0.0.0", port: int = 0) -> Server:
+        """Bind the server (port 0 picks a free one: tests)."""
+        self.server = Server((host, port), Handler, self)
+        return self.server
+
+    def shutdown(self) -> None:
+        """Begin the drain: unready now, stop accepting after SHUTDOWN_DELAY."""
+        if self.draining.is_set():
+            return
+        self.draining.set()
+        log("draining", in_flight=self.server.busy_count() if self.server else 0)
+
+        def stop() -> None:
+            time.sleep(SHUTDOWN_DELAY)
+            if self.server is not None:
+                self.server.shutdown()
+        threading.Thread(target=stop, name="shutdown", daemon=True).start()
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> int:
+        """Serve until SIGTERM/SIGINT, drain, return the exit code (0 on a clean drain)."""
+        server = self.make_server(host, port)
+        signal.signal(signal.SIGTERM, lambda *_: self.shutdown())
+        signal.signal(signal.SIGINT, lambda *_: self.shutdown())
+        log("listening", port=server.server_address[1], version=self.version)
+        try:
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            server.socket.close()
+        server.close_idle()
+        drained = server.wait_idle(DRAIN_TIMEOUT)
+        log("stopped", drained=drained, in_flight=server.busy_count())
+        return 0
+
+
+class Server(ThreadingHTTPServer):
+    """Tracks connections so a drain can close idle keep-alives and wait for busy ones."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 app: App) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.conns: dict[Handler, bool] = {}  # handler -> busy
+        super().__init__(addr, handler)
+
+    def busy_count(self) -> int:
+        """Connections in the middle of a request."""
+        with self.lock:
+            return sum(1 for busy in self.conns.values() if busy)
+
+    def set_busy(self, handler: Handler, busy: bool | None) -> None:
+        """Mark a connection busy/idle, or forget it (None)."""
+        with self.lock:
+            if busy is None:
+                self.conns.pop(handler, None)
+            else:
+                self.conns[handler] = busy
+
+    def close_idle(self) -> None:
+        """Wake idle keep-alive connections so their threads end (used by the drain)."""
+        with self.lock:
+            idle = [h for h, busy in self.conns.items() if not busy]
+        for h in idle:
+            try:
+                h.connection.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no connection is open (busy ones finish their request)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.conns:
+                    return True
+            self.close_idle()
+            time.sleep(0.05)
+        return False
+
+
+class Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler: dispatches to the App and logs one line per request."""
+
+    protocol_version = "HTTP/1.1"
+    server: Server
+    timeout = KEEPALIVE_TIMEOUT
+    server_version = "codelab"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.set_busy(self, False)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.set_busy(self, None)
+
+    def parse_request(self) -> bool:
+        self.server.set_busy(self, True)
+        return super().parse_request()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Silence the default stderr access log (we log JSON lines)."""
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.set_busy(self, False)
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        app = self.server.app
+        split = urllib.parse.urlsplit(self.path)
+        request_id = self.headers.get("X-Request-Id") or uuid.uuid4().hex
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > 10 * 1024 * 1024:
+            resp = error(400 if length < 0 else 413, "bad Content-Length")
+            self.close_connection = True
+            body = b""
+        else:
+            body = self.rfile.read(length) if length else b""
+            query = dict(urllib.parse.parse_qsl(split.query))
+            req = Request(self.command, split.path, query, self.headers, body, request_id,
+                          self.client_address[0])
+            try:
+                resp = app.dispatch(req)
+            except Exception as exc:  # noqa: BLE001 - a request must never kill the server
+                log("error", path=split.path, error=type(exc).__name__, detail=str(exc)[:300])
+                resp = error(500, "internal error")
+        data, ctype = resp.encoded()
+        if app.draining.is_set():
+            self.close_connection = True
+        self.send_response(resp.status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Request-Id", request_id)
+        self.send_header("X-Served-By", HOSTNAME)
+        for k, v in resp.headers.items():
+            if k.lower() != "content-type":
+                self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        log("request", method=self.command, path=split.path, status=resp.status,
+            ms=round((time.monotonic() - started) * 1000, 1), client=self.client_address[0],
+            request_id=request_id)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+
+def run(app: App, default_port: int) -> None:
+    """Entry point of a service process: serve on $PORT, exit with the drain's code."""
+    sys.exit(app.serve(int(os.environ.get("PORT", default_port))))

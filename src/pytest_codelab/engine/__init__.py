@@ -1,0 +1,1 @@
+"""The local cluster engine: builds, starts and stops a Kubernetes cluster on this machine."""

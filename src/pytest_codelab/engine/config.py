@@ -1,0 +1,291 @@
+"""Configuration files and command lines of each component, derived from the layout.
+
+Kept apart from the start-up sequence so that what each component is told can be read
+in one place, flag by flag.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from pytest_codelab.engine import versions
+from pytest_codelab.engine.layout import (
+    API_PORT,
+    DNS_IP,
+    NODE_IP,
+    NODE_NAME,
+    NODE_POD_CIDR,
+    POD_CIDR,
+    SERVICE_CIDR,
+    Layout,
+)
+
+
+def pki(layout: Layout, name: str) -> str:
+    """Path of a PKI file by name (``ca.crt``, ``apiserver.key``...)."""
+    return str(layout.pki / name)
+
+
+def etcd_args(layout: Layout) -> list[str]:
+    """etcd: one member, TLS for clients and peers, plain HTTP only for /health metrics."""
+    url = f"https://{NODE_IP}:2379"
+    peer = f"https://{NODE_IP}:2380"
+    return [
+        str(layout.bin / "etcd"),
+        f"--name={NODE_NAME}",
+        f"--data-dir={layout.state / 'etcd'}",
+        f"--listen-client-urls={url}",
+        f"--advertise-client-urls={url}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster={NODE_NAME}={peer}",
+        f"--listen-metrics-urls=http://{NODE_IP}:2381",
+        f"--cert-file={pki(layout, 'etcd-server.crt')}",
+        f"--key-file={pki(layout, 'etcd-server.key')}",
+        f"--trusted-ca-file={pki(layout, 'etcd-ca.crt')}",
+        "--client-cert-auth=true",
+        f"--peer-cert-file={pki(layout, 'etcd-server.crt')}",
+        f"--peer-key-file={pki(layout, 'etcd-server.key')}",
+        f"--peer-trusted-ca-file={pki(layout, 'etcd-ca.crt')}",
+        "--peer-client-cert-auth=true",
+        "--snapshot-count=10000",
+        "--log-level=warn",
+        "--unsafe-no-fsync=true",
+    ]
+
+
+def containerd_config(layout: Layout) -> str:
+    """containerd 2.x (config version 3): runc via our binary, CNI from our folders."""
+    runtime = 'plugins."io.containerd.cri.v1.runtime"'
+    return f"""version = 3
+root = "{layout.containerd_root}"
+state = "{layout.state / 'containerd' / 'state'}"
+
+[grpc]
+  address = "{layout.containerd_socket}"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{versions.PAUSE_IMAGE}"
+
+[{runtime}]
+  # This VM's root lacks CAP_SYS_RESOURCE, so no process may lower its OOM score:
+  # clamp the scores kubelet asks for (-998 for sandboxes) to containerd's own.
+  restrict_oom_score_adj = true
+  netns_mounts_under_state = true
+  [{runtime}.containerd]
+    default_runtime_name = "runc"
+    [{runtime}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{runtime}.containerd.runtimes.runc.options]
+        BinaryName = "{layout.bin / 'runc'}"
+        Root = "{layout.state / 'runc'}"
+        SystemdCgroup = false
+  [{runtime}.cni]
+    bin_dirs = ["{layout.bin / 'cni'}"]
+    conf_dir = "{layout.state / 'cni'}"
+"""
+
+
+def cni_config(layout: Layout) -> str:
+    """A bridge network for pods, with masquerade and host ports."""
+    return json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": "codelab",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": "cni0",
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": NODE_POD_CIDR}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": str(layout.state / "cni-ipam"),
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        },
+        indent=2,
+    )
+
+
+def apiserver_args(layout: Layout) -> list[str]:
+    """kube-apiserver: Node+RBAC authorization, TLS to etcd and kubelets, aggregation."""
+    p = lambda n: pki(layout, n)  # noqa: E731
+    return [
+        str(layout.bin / "kube-apiserver"),
+        f"--advertise-address={NODE_IP}",
+        f"--bind-address={NODE_IP}",
+        f"--secure-port={API_PORT}",
+        f"--etcd-servers=https://{NODE_IP}:2379",
+        f"--etcd-cafile={p('etcd-ca.crt')}",
+        f"--etcd-certfile={p('apiserver-etcd-client.crt')}",
+        f"--etcd-keyfile={p('apiserver-etcd-client.key')}",
+        f"--client-ca-file={p('ca.crt')}",
+        f"--tls-cert-file={p('apiserver.crt')}",
+        f"--tls-private-key-file={p('apiserver.key')}",
+        f"--kubelet-client-certificate={p('apiserver-kubelet-client.crt')}",
+        f"--kubelet-client-key={p('apiserver-kubelet-client.key')}",
+        f"--kubelet-certificate-authority={p('ca.crt')}",
+        "--kubelet-preferred-address-types=InternalIP",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={p('sa.pub')}",
+        f"--service-account-signing-key-file={p('sa.key')}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        "--allow-privileged=true",
+        f"--requestheader-client-ca-file={p('front-proxy-ca.crt')}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        f"--proxy-client-cert-file={p('front-proxy-client.crt')}",
+        f"--proxy-client-key-file={p('front-proxy-client.key')}",
+        "--enable-aggregator-routing=true",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def controller_manager_args(layout: Layout) -> list[str]:
+    """kube-controller-manager: signs CSRs, allocates pod CIDRs, runs HPA a little faster."""
+    kc = str(layout.state / "controller-manager.kubeconfig")
+    return [
+        str(layout.bin / "kube-controller-manager"),
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        f"--bind-address={NODE_IP}",
+        f"--cluster-signing-cert-file={pki(layout, 'ca.crt')}",
+        f"--cluster-signing-key-file={pki(layout, 'ca.key')}",
+        f"--root-ca-file={pki(layout, 'ca.crt')}",
+        f"--service-account-private-key-file={pki(layout, 'sa.key')}",
+        "--use-service-account-credentials=true",
+        "--controllers=*,bootstrapsigner,tokencleaner",
+        "--allocate-node-cidrs=true",
+        f"--cluster-cidr={POD_CIDR}",
+        "--node-cidr-mask-size=24",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--leader-elect=false",
+        "--horizontal-pod-autoscaler-sync-period=10s",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def scheduler_args(layout: Layout) -> list[str]:
+    """kube-scheduler."""
+    kc = str(layout.state / "scheduler.kubeconfig")
+    return [
+        str(layout.bin / "kube-scheduler"),
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        f"--bind-address={NODE_IP}",
+        "--leader-elect=false",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def kubelet_config(layout: Layout) -> str:
+    """KubeletConfiguration: webhook authn/authz, serving certs, cgroup v1 allowed."""
+    cfg = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": NODE_IP,
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": pki(layout, "ca.crt")},
+        },
+        "authorization": {"mode": "Webhook"},
+        "cgroupDriver": "cgroupfs",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "clusterDNS": [DNS_IP],
+        "clusterDomain": "cluster.local",
+        "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
+        "tlsCertFile": pki(layout, "kubelet-server.crt"),
+        "tlsPrivateKeyFile": pki(layout, "kubelet-server.key"),
+        "resolvConf": str(layout.state / "resolv.conf"),
+        "podLogsDir": str(layout.state / "pod-logs"),
+        "podCIDR": NODE_POD_CIDR,
+        "maxPods": 200,
+        "serializeImagePulls": False,
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
+        "syncFrequency": "10s",
+        "fileCheckFrequency": "10s",
+        "nodeStatusReportFrequency": "10s",
+        "shutdownGracePeriod": "0s",
+        "rotateCertificates": False,
+        "serverTLSBootstrap": False,
+        "registerNode": True,
+        "staticPodPath": "",
+        "localStorageCapacityIsolation": True,
+    }
+    return yaml.safe_dump(cfg)
+
+
+def kubelet_args(layout: Layout) -> list[str]:
+    """kubelet."""
+    return [
+        str(layout.bin / "kubelet"),
+        f"--config={layout.state / 'kubelet.yaml'}",
+        f"--kubeconfig={layout.state / 'kubelet.kubeconfig'}",
+        f"--hostname-override={NODE_NAME}",
+        f"--node-ip={NODE_IP}",
+        f"--root-dir={layout.kubelet_root}",
+        f"--cert-dir={layout.state / 'kubelet-certs'}",
+        "--v=1",
+    ]
+
+
+def kube_proxy_config(layout: Layout) -> str:
+    """KubeProxyConfiguration: iptables mode inside the cluster's network namespace."""
+    cfg = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+        "clusterCIDR": POD_CIDR,
+        "hostnameOverride": NODE_NAME,
+        "bindAddress": NODE_IP,
+        "healthzBindAddress": f"{NODE_IP}:10256",
+        "metricsBindAddress": f"{NODE_IP}:10249",
+        "clientConnection": {"kubeconfig": str(layout.state / "kube-proxy.kubeconfig")},
+        "conntrack": {"maxPerCore": 0, "min": 0},
+    }
+    return yaml.safe_dump(cfg)
+
+
+def kube_proxy_args(layout: Layout) -> list[str]:
+    """kube-proxy."""
+    return [
+        str(layout.bin / "kube-proxy"),
+        f"--config={layout.state / 'kube-proxy.yaml'}",
+        "--v=1",
+    ]
+
+
+def write(path: Path, text: str) -> Path:
+    """Write a config file, making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

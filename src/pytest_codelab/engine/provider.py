@@ -1,0 +1,47 @@
+"""The ``local`` cluster provider: the embedded engine, as the gate's default cluster.
+
+It reuses a cluster someone started with ``codelab-cluster up`` (and leaves it running),
+or builds what is missing and starts one, which it then takes down at the end of the run.
+"""
+
+from __future__ import annotations
+
+from pytest_codelab.cluster import ClusterHandle
+from pytest_codelab.engine import build, images_load, status, up
+from pytest_codelab.engine.down import down
+from pytest_codelab.engine.errors import EngineError
+from pytest_codelab.engine.layout import Layout
+from pytest_codelab.errors import ProviderUnavailable
+from pytest_codelab.settings import Settings
+
+
+class LocalCluster:
+    """Start (or reuse) the local single-node cluster; stop it only if this run started it."""
+
+    def __init__(self, settings: Settings, layout: Layout | None = None) -> None:
+        self.settings = settings
+        self.layout = layout or Layout.default()
+        self.created = False
+
+    def start(self) -> ClusterHandle:
+        try:
+            if status.running_cluster(self.layout) is None:
+                build.build()
+                images_load.build_engine_images()
+                up.up(self.layout)
+                self.created = True
+        except EngineError as exc:
+            detail = f"\n{exc.detail}" if exc.detail else ""
+            raise ProviderUnavailable(f"local cluster: {exc}{detail}") from None
+        return ClusterHandle(
+            kubeconfig=self.layout.kubeconfig,
+            context="codelab",
+            ingress_url=self.layout.ingress_url,
+            name="local",
+            created=self.created,
+        )
+
+    def stop(self) -> None:
+        if self.created:
+            down(self.layout)
+            self.created = False

@@ -1,0 +1,339 @@
+"""Bring the local cluster up as ordered actions, each with one job and a readiness wait.
+
+Modelled on kind's create actions: an action either leaves its component ready or raises
+an EngineError naming the component, with its last log lines. A failed ``up`` tears down
+what it started, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+
+from pytest_codelab.engine import addons, config, images_load, pki, processes, versions
+from pytest_codelab.engine.errors import EngineError
+from pytest_codelab.engine.layout import (
+    API_SERVICE_IP,
+    HOST_IP,
+    HOST_VETH,
+    NETNS,
+    NODE_IP,
+    NODE_NAME,
+    NODE_VETH,
+    VETH_PREFIX,
+    Layout,
+)
+from pytest_codelab.engine.progress import step
+from pytest_codelab.errors import WaitTimeout
+from pytest_codelab.waiting import wait_until
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+#: Host sysctls kubelet changes; recorded before ``up`` and restored by ``down``.
+KUBELET_SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
+
+
+@dataclass
+class Cluster:
+    """What ``up`` started: recorded in the state folder so ``down`` and ``status`` find it."""
+
+    layout: Layout
+    components: dict[str, int] = field(default_factory=dict)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    created_log_dir: bool = False
+    started_at: float = 0.0
+
+    def save(self) -> None:
+        """Write the record (the cluster's lock: a second ``up`` finds it)."""
+        doc = {
+            "components": self.components,
+            "sysctls": self.sysctls,
+            "created_log_dir": self.created_log_dir,
+            "started_at": self.started_at,
+            "kubeconfig": str(self.layout.kubeconfig),
+            "server": self.layout.server,
+            "ingress_url": self.layout.ingress_url,
+        }
+        self.layout.lock.write_text(json.dumps(doc, indent=2))
+
+    @classmethod
+    def load(cls, layout: Layout) -> Cluster | None:
+        """The record of a cluster started earlier, if any."""
+        try:
+            doc = json.loads(layout.lock.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return cls(
+            layout,
+            {k: int(v) for k, v in doc.get("components", {}).items()},
+            dict(doc.get("sysctls", {})),
+            bool(doc.get("created_log_dir")),
+            float(doc.get("started_at", 0.0)),
+        )
+
+    def running(self) -> bool:
+        """True when the API server the record names is still alive."""
+        pid = self.components.get("kube-apiserver")
+        return pid is not None and processes.alive(pid)
+
+
+@contextmanager
+def exclusive(layout: Layout) -> Iterator[None]:
+    """Serialize ``up`` and ``down`` on this machine (a second caller waits, then sees)."""
+    layout.state.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = layout.state.parent / f".{layout.state.name}.lock"
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def sh(*cmd: str) -> str:
+    """Run a host command for set-up; failures carry the command and its output."""
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise EngineError.from_command(list(cmd), proc.returncode, proc.stdout)
+    return proc.stdout
+
+
+def preflight(layout: Layout) -> None:
+    """Root, built binaries, and no other cluster of ours on this machine."""
+    if os.geteuid() != 0:
+        raise EngineError("codelab-cluster up needs root (it creates a network namespace)")
+    missing = [n for n in ("kube-apiserver", "kubelet", "etcd", "containerd", "runc")
+               if not (layout.bin / n).exists()]
+    if missing:
+        raise EngineError(
+            f"engine not built (missing {', '.join(missing)} in {layout.bin}): "
+            "run `codelab-cluster build` first"
+        )
+
+
+def setup_network() -> None:
+    """The cluster's network namespace and its veth link to the host."""
+    sh("ip", "netns", "add", NETNS)
+    sh("ip", "link", "add", HOST_VETH, "type", "veth", "peer", "name", NODE_VETH,
+       "netns", NETNS)
+    sh("ip", "addr", "add", f"{HOST_IP}/{VETH_PREFIX}", "dev", HOST_VETH)
+    sh("ip", "link", "set", HOST_VETH, "up")
+    ns = ("ip", "-n", NETNS)
+    sh(*ns, "addr", "add", f"{NODE_IP}/{VETH_PREFIX}", "dev", NODE_VETH)
+    sh(*ns, "link", "set", NODE_VETH, "up")
+    sh(*ns, "link", "set", "lo", "up")
+    sh(*ns, "route", "add", "default", "via", HOST_IP)
+    for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
+                       ("net.ipv4.conf.all.route_localnet", "1")):
+        sh("ip", "netns", "exec", NETNS, "sysctl", "-qw", f"{key}={value}")
+
+
+def make_pki(layout: Layout) -> None:
+    """Fresh CAs, certificates and kubeconfigs for every component."""
+    d = layout.pki
+    ca = pki.Authority(d, "ca")
+    etcd_ca = pki.Authority(d, "etcd-ca")
+    proxy_ca = pki.Authority(d, "front-proxy-ca")
+    etcd_ca.issue(d / "etcd-server", NODE_NAME, server=True, client=True,
+                  hosts=(NODE_IP, "127.0.0.1", "localhost"))
+    etcd_ca.issue(d / "apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
+    ca.issue(d / "apiserver", "kube-apiserver", server=True, hosts=(
+        "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local", "localhost", "127.0.0.1", NODE_IP,
+        API_SERVICE_IP))
+    ca.issue(d / "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+             org="system:masters", client=True)
+    ca.issue(d / "kubelet-server", NODE_NAME, server=True, hosts=(NODE_NAME, NODE_IP))
+    proxy_ca.issue(d / "front-proxy-client", "front-proxy-client", client=True)
+    pki.service_account_key(d)
+    identities = {
+        "kubeconfig": ("codelab-admin", "system:masters"),
+        "controller-manager.kubeconfig": ("system:kube-controller-manager", None),
+        "scheduler.kubeconfig": ("system:kube-scheduler", None),
+        "kubelet.kubeconfig": (f"system:node:{NODE_NAME}", "system:nodes"),
+        "kube-proxy.kubeconfig": ("system:kube-proxy", None),
+    }
+    for filename, (cn, org) in identities.items():
+        pair = ca.issue(d / cn.replace(":", "-"), cn, org=org, client=True)
+        pki.kubeconfig(layout.state / filename, server=layout.server, ca=ca.pair.cert,
+                       client=pair, user=cn)
+
+
+def write_configs(layout: Layout) -> None:
+    """Every component's configuration file."""
+    s = layout.state
+    config.write(s / "containerd.toml", config.containerd_config(layout))
+    config.write(s / "cni" / "10-codelab.conflist",
+                 config.cni_config(layout))
+    config.write(s / "kubelet.yaml", config.kubelet_config(layout))
+    config.write(s / "kube-proxy.yaml", config.kube_proxy_config(layout))
+    config.write(s / "resolv.conf", "")
+    layout.volumes.mkdir(parents=True, exist_ok=True)
+
+
+def admin_tls(layout: Layout) -> dict[str, Any]:
+    """requests arguments for the API server as the cluster admin (client certificate).
+
+    Passed per call: a Session with ``verify`` set as an attribute was seen to ignore it.
+    """
+    return {
+        "verify": str(layout.pki / "ca.crt"),
+        "cert": (str(layout.pki / "codelab-admin.crt"), str(layout.pki / "codelab-admin.key")),
+    }
+
+
+def http_ok(url: str, **kw: Any) -> Callable[[], tuple[bool, str]]:
+    """A probe for wait_until: True when GET ``url`` answers 200."""
+
+    def probe() -> tuple[bool, str]:
+        try:
+            r = requests.get(url, timeout=2, **kw)
+        except requests.RequestException as exc:
+            return False, f"{type(exc).__name__}: {str(exc)[-160:]}"
+        return r.status_code == 200, f"HTTP {r.status_code} {r.text[:120]!r}"
+
+    return probe
+
+
+def wait_component(comp: processes.Component, probe: Callable[[], tuple[bool, str]],
+                   timeout: float) -> None:
+    """Wait for a component's readiness probe; a dead process or a timeout names it."""
+
+    def check() -> tuple[bool, str]:
+        processes.check_running(comp)
+        return probe()
+
+    try:
+        wait_until(check, timeout=timeout, what=f"{comp.name} to be ready", interval=0.1)
+    except WaitTimeout as exc:
+        raise EngineError(str(exc), processes.log_tail(comp.log)) from exc
+
+
+class Starter:
+    """Runs the ordered actions and records each started component."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.layout = cluster.layout
+
+    def start(self, name: str, argv: list[str]) -> processes.Component:
+        comp = processes.start(self.layout, name, argv)
+        self.cluster.components[name] = comp.pid
+        self.cluster.save()
+        return comp
+
+    def etcd_and_containerd(self) -> None:
+        etcd = self.start("etcd", config.etcd_args(self.layout))
+        ctrd = self.start("containerd", [str(self.layout.bin / "containerd"), "--config",
+                                         str(self.layout.state / "containerd.toml")])
+        wait_component(etcd, http_ok(f"http://{NODE_IP}:2381/health"), 30)
+        wait_component(ctrd, lambda: (self.layout.containerd_socket.exists(), "no socket yet"), 30)
+
+    def apiserver(self) -> None:
+        comp = self.start("kube-apiserver", config.apiserver_args(self.layout))
+        tls = admin_tls(self.layout)
+        wait_component(comp, http_ok(f"{self.layout.server}/readyz", **tls), 60)
+
+    def control_plane_and_node(self) -> None:
+        lay = self.layout
+        cm = self.start("kube-controller-manager", config.controller_manager_args(lay))
+        sched = self.start("kube-scheduler", config.scheduler_args(lay))
+        kubelet = self.start("kubelet", config.kubelet_args(lay))
+        proxy = self.start("kube-proxy", config.kube_proxy_args(lay))
+        wait_component(cm, http_ok(f"https://{NODE_IP}:10257/healthz", verify=False), 30)
+        wait_component(sched, http_ok(f"https://{NODE_IP}:10259/healthz", verify=False), 30)
+        wait_component(proxy, http_ok(f"http://{NODE_IP}:10256/healthz"), 30)
+        wait_component(kubelet, node_ready(lay), 60)
+
+
+def node_ready(layout: Layout) -> Callable[[], tuple[bool, str]]:
+    """Probe: the node is registered and its Ready condition is True."""
+    tls = admin_tls(layout)
+
+    def probe() -> tuple[bool, str]:
+        r = requests.get(f"{layout.server}/api/v1/nodes/{NODE_NAME}", timeout=2, **tls)
+        if r.status_code != 200:
+            return False, f"node not registered (HTTP {r.status_code})"
+        conds = {c["type"]: c for c in r.json().get("status", {}).get("conditions", [])}
+        ready = conds.get("Ready", {})
+        return ready.get("status") == "True", f"Ready={ready.get('status')} {ready.get('message', '')}"
+
+    return probe
+
+
+def record_sysctls() -> dict[str, str]:
+    """Current values of the host sysctls kubelet will change."""
+    return {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
+
+
+def up(layout: Layout | None = None, *, with_addons: bool = True) -> Cluster:
+    """Start the cluster; refuse if one runs; on failure tear down what was started."""
+    from pytest_codelab.engine.down import down_locked
+
+    layout = layout or Layout.default()
+    started = time.monotonic()
+    with exclusive(layout):
+        existing = Cluster.load(layout)
+        if existing and existing.running():
+            raise EngineError(
+                f"a local cluster is already running (kubeconfig: {layout.kubeconfig}); "
+                "use it, or run `codelab-cluster down` first"
+            )
+        if existing or layout.state.exists():
+            with step("cleaning up a cluster left by a killed run"):
+                down_locked(layout)
+        preflight(layout)
+        layout.state.mkdir(parents=True)
+        cluster = Cluster(layout, sysctls=record_sysctls(), started_at=time.time(),
+                          created_log_dir=not Path("/var/log/containers").exists())
+        cluster.save()
+        try:
+            run_actions(cluster, with_addons)
+        except BaseException:
+            with step("tearing down after the failed start"):
+                down_locked(layout)
+            raise
+    print(f"[codelab] cluster up in {time.monotonic() - started:.1f}s; "
+          f"kubeconfig: {layout.kubeconfig}", flush=True)
+    return cluster
+
+
+def run_actions(cluster: Cluster, with_addons: bool) -> None:
+    """The ordered start-up actions."""
+    layout = cluster.layout
+    s = Starter(cluster)
+    with step("network namespace"):
+        setup_network()
+    with step("certificates and configuration"):
+        make_pki(layout)
+        write_configs(layout)
+    with step("etcd and containerd"):
+        s.etcd_and_containerd()
+    with step("images"):
+        images_load.load_engine_images(layout, with_addons)
+    with step("kube-apiserver"):
+        s.apiserver()
+    with step("controller-manager, scheduler, kubelet, kube-proxy; node Ready"):
+        s.control_plane_and_node()
+    if with_addons:
+        with step("add-ons (CoreDNS, metrics-server, local-path, Traefik)"):
+            addons.apply_and_wait(layout)
+    _ = versions  # pins are reported by status

@@ -1,0 +1,133 @@
+"""Every pinned version of the local engine, in one place.
+
+The engine is built from upstream Go modules; changing a version here is the only
+edit needed to move a component (the build stamps notice and rebuild it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KUBERNETES = "v1.37.2"
+#: The official Python client's major version tracks the Kubernetes minor.
+PYTHON_CLIENT_MAJOR = 37
+ETCD = "v3.6.16"
+CONTAINERD = "v2.2.9"
+RUNC = "v1.3.6"
+CNI_PLUGINS = "v1.9.1"
+COREDNS = "v1.14.7"
+METRICS_SERVER = "v0.9.0"
+LOCAL_PATH_PROVISIONER = "v0.0.30"
+TRAEFIK = "v3.6.12"
+
+#: Image names the add-ons run as; built locally and imported, never pulled.
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+COREDNS_IMAGE = f"registry.k8s.io/coredns/coredns:{COREDNS}"
+METRICS_SERVER_IMAGE = f"registry.k8s.io/metrics-server/metrics-server:{METRICS_SERVER}"
+LOCAL_PATH_IMAGE = f"docker.io/rancher/local-path-provisioner:{LOCAL_PATH_PROVISIONER}"
+TRAEFIK_IMAGE = f"docker.io/library/traefik:{TRAEFIK}"
+BUSYBOX_IMAGE = "docker.io/library/busybox:1.36"
+
+#: Debian packages the engine needs on the host (bookworm names).
+HOST_PACKAGES = (
+    "iptables",
+    "conntrack",
+    "iproute2",
+    "util-linux",
+    "libseccomp-dev",
+    "pkg-config",
+    "mmdebstrap",
+    "busybox-static",
+    "ca-certificates",
+)
+
+
+@dataclass(frozen=True)
+class GoComponent:
+    """One upstream Go build: which module, which packages, how.
+
+    ``wrapper`` builds from a generated module that requires the upstream one, for
+    modules whose own go.mod carries replace lines (Kubernetes, etcd, Traefik).
+    """
+
+    name: str
+    module: str
+    version: str
+    packages: tuple[str, ...]
+    wrapper: bool = False
+    cgo: bool = False
+    tags: tuple[str, ...] = ()
+    extra_requires: tuple[str, ...] = field(default=())
+
+
+_K8S_CMDS = tuple(
+    f"k8s.io/kubernetes/cmd/{c}"
+    for c in (
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+        "kubectl",
+    )
+)
+
+COMPONENTS: tuple[GoComponent, ...] = (
+    GoComponent("kubernetes", "k8s.io/kubernetes", KUBERNETES, _K8S_CMDS, wrapper=True),
+    GoComponent(
+        "etcd",
+        "go.etcd.io/etcd/server/v3",
+        ETCD,
+        (".",),
+        wrapper=True,
+        extra_requires=(
+            "go.etcd.io/etcd/api/v3",
+            "go.etcd.io/etcd/client/pkg/v3",
+            "go.etcd.io/etcd/client/v3",
+            "go.etcd.io/etcd/pkg/v3",
+        ),
+    ),
+    GoComponent(
+        "containerd",
+        "github.com/containerd/containerd/v2",
+        CONTAINERD,
+        tuple(
+            f"github.com/containerd/containerd/v2/cmd/{c}"
+            for c in ("containerd", "containerd-shim-runc-v2", "ctr")
+        ),
+        tags=("no_btrfs", "no_devmapper", "no_zfs"),
+    ),
+    GoComponent(
+        "runc", "github.com/opencontainers/runc", RUNC, ("github.com/opencontainers/runc",),
+        cgo=True, tags=("seccomp",),
+    ),
+    GoComponent(
+        "cni-plugins",
+        "github.com/containernetworking/plugins",
+        CNI_PLUGINS,
+        tuple(
+            f"github.com/containernetworking/plugins/plugins/{p}"
+            for p in ("main/bridge", "main/loopback", "ipam/host-local", "meta/portmap")
+        ),
+    ),
+    GoComponent("coredns", "github.com/coredns/coredns", COREDNS, ("github.com/coredns/coredns",)),
+    GoComponent(
+        "metrics-server",
+        "sigs.k8s.io/metrics-server",
+        METRICS_SERVER,
+        ("sigs.k8s.io/metrics-server/cmd/metrics-server",),
+    ),
+    GoComponent(
+        "local-path-provisioner",
+        "github.com/rancher/local-path-provisioner",
+        LOCAL_PATH_PROVISIONER,
+        ("github.com/rancher/local-path-provisioner",),
+    ),
+    GoComponent(
+        "traefik",
+        "github.com/traefik/traefik/v3",
+        TRAEFIK,
+        ("github.com/traefik/traefik/v3/cmd/traefik",),
+        wrapper=True,
+    ),
+)

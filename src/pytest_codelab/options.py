@@ -1,0 +1,224 @@
+"""The one table of the gate's options.
+
+Every option exists as a command-line flag, a ``CODELAB_*`` environment variable and a
+``codelab_*`` ini key, all derived from its name, so they cannot drift apart. Values are
+parsed and validated by :mod:`pytest_codelab.settings`, not by argparse, so that a bad
+value gives the same one-line message whichever way it was given.
+
+Help texts follow one rule: what the option is, its values, then ``Default: ...``; the
+env var and ini key are appended automatically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pytest
+
+
+class Kind(StrEnum):
+    """How an option's raw text is parsed."""
+
+    STR = "str"
+    PATH = "path"
+    BOOL = "bool"
+    FLOAT = "float"
+    INT = "int"
+    CHOICE = "choice"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its name fixes the flag, dest, env var and ini key."""
+
+    name: str
+    kind: Kind
+    help: str
+    default: str | None = None
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--codelab-" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return "codelab_" + self.name
+
+    @property
+    def env(self) -> str:
+        return "CODELAB_" + self.name.upper()
+
+    @property
+    def ini(self) -> str:
+        return "codelab_" + self.name
+
+    @property
+    def help_text(self) -> str:
+        return f"{self.help} Env: {self.env}. Ini: {self.ini}."
+
+    @property
+    def display_metavar(self) -> str:
+        if self.metavar:
+            return self.metavar
+        if self.choices:
+            return "{" + ",".join(self.choices) + "}"
+        return self.name.upper()
+
+
+CLUSTER_CHOICES = ("existing", "local")
+PROFILE_CHOICES = ("prod", "small")
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "cluster",
+        Kind.CHOICE,
+        "Cluster to test: existing (a kubeconfig context) or local (the embedded "
+        "single-node cluster). Default: none, cluster suites skip.",
+        choices=CLUSTER_CHOICES,
+    ),
+    OptionSpec(
+        "kubeconfig",
+        Kind.PATH,
+        "Kubeconfig file of the existing cluster. Default: $KUBECONFIG, else ~/.kube/config.",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "context",
+        Kind.STR,
+        "Kubeconfig context to use. Default: the kubeconfig's current context.",
+    ),
+    OptionSpec(
+        "namespace",
+        Kind.STR,
+        "Namespace where CodeLab already runs; nothing is deployed there, only its "
+        "readiness is checked. Default: none, the stack is deployed into an ephemeral "
+        "namespace per worker.",
+    ),
+    OptionSpec(
+        "keep_namespace",
+        Kind.BOOL,
+        "Keep the ephemeral namespaces after the run, for debugging; the command that "
+        "deletes them is printed. Default: false.",
+        default="false",
+    ),
+    OptionSpec(
+        "manifests",
+        Kind.PATH,
+        "Folder of CodeLab manifests to deploy and check. Default: the bundled manifests.",
+        metavar="DIR",
+    ),
+    OptionSpec(
+        "profile",
+        Kind.CHOICE,
+        "Values profile: prod (the seed's values-prod.yaml) or small (sized for one "
+        "node). Default: small.",
+        default="small",
+        choices=PROFILE_CHOICES,
+    ),
+    OptionSpec(
+        "values",
+        Kind.PATH,
+        "Values file layered over the profile. Default: none.",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "image_registry",
+        Kind.STR,
+        "Registry that replaces the registry of the CodeLab images. Default: none, "
+        "images as in the manifests.",
+        metavar="REGISTRY",
+    ),
+    OptionSpec(
+        "image_tag",
+        Kind.STR,
+        "Tag that replaces the tag of the CodeLab images. Default: none, tags as in the manifests.",
+        metavar="TAG",
+    ),
+    OptionSpec(
+        "ingress_url",
+        Kind.STR,
+        "Base URL where the cluster's ingress answers. Default: given by the cluster "
+        "provider, none for an existing cluster.",
+        metavar="URL",
+    ),
+    OptionSpec(
+        "ingress_host",
+        Kind.STR,
+        "Host name of the CodeLab Ingress. Default: codelab.example.com.",
+        default="codelab.example.com",
+        metavar="HOST",
+    ),
+    OptionSpec(
+        "ingress_class",
+        Kind.STR,
+        "IngressClass of the CodeLab Ingress. Default: nginx.",
+        default="nginx",
+        metavar="CLASS",
+    ),
+    OptionSpec(
+        "report_dir",
+        Kind.PATH,
+        "Folder for the diagnostics of failed tests. Default: codelab-report.",
+        default="codelab-report",
+        metavar="DIR",
+    ),
+    OptionSpec(
+        "allow_disruptive",
+        Kind.BOOL,
+        "Allow disruptive tests in a namespace the gate did not create. Default: false, "
+        "they run only in ephemeral namespaces.",
+        default="false",
+    ),
+    OptionSpec(
+        "timeout_scale",
+        Kind.FLOAT,
+        "Factor applied to every timeout, for slow clusters; greater than 0. Default: 1.0.",
+        default="1.0",
+        metavar="FACTOR",
+    ),
+    OptionSpec(
+        "load_workers",
+        Kind.INT,
+        "Locust worker processes of the load tests; 0 or more. Default: 0, load runs in-process.",
+        default="0",
+        metavar="N",
+    ),
+)
+
+BY_NAME: dict[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
+
+
+def register(parser: pytest.Parser) -> None:
+    """Add every option as a flag (in the ``codelab`` group) and an ini key."""
+    group = parser.getgroup("codelab", "CodeLab conformance gate")
+    for spec in OPTIONS:
+        if spec.kind is Kind.BOOL:
+            group.addoption(
+                spec.flag, action="store_true", default=None, dest=spec.dest, help=spec.help_text
+            )
+        else:
+            group.addoption(
+                spec.flag,
+                action="store",
+                default=None,
+                dest=spec.dest,
+                metavar=spec.display_metavar,
+                help=spec.help_text,
+            )
+        parser.addini(spec.ini, spec.help_text, type="string", default="")
+
+
+def markdown_table() -> str:
+    """The options as the Markdown table shown in README.md."""
+    rows = ["| flag | env | ini | meaning |", "|---|---|---|---|"]
+    for spec in OPTIONS:
+        flag = spec.flag if spec.kind is Kind.BOOL else f"{spec.flag} {spec.display_metavar}"
+        rows.append(f"| `{flag}` | `{spec.env}` | `{spec.ini}` | {spec.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # regenerate README.md's table: python -m pytest_codelab.options
+    print(markdown_table())

@@ -1,0 +1,229 @@
+"""Effective settings of a run: one frozen value per option, and where it came from.
+
+``resolve`` is the only place that applies precedence (flag > env > ini > default), so
+the report header can say truthfully which source won. A bad value stops the run with a
+``pytest.UsageError`` of one line that lists the valid values.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from pytest_codelab.options import BY_NAME, OPTIONS, Kind, OptionSpec
+
+
+class Source(StrEnum):
+    """Where a setting's value came from."""
+
+    FLAG = "flag"
+    ENV = "env"
+    INI = "ini"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective options; ``sources`` maps each field name to its Source."""
+
+    cluster: str | None = None
+    kubeconfig: Path = Path("~/.kube/config").expanduser()
+    context: str | None = None
+    namespace: str | None = None
+    keep_namespace: bool = False
+    manifests: Path | None = None
+    profile: str = "small"
+    values: Path | None = None
+    image_registry: str | None = None
+    image_tag: str | None = None
+    ingress_url: str | None = None
+    ingress_host: str = "codelab.example.com"
+    ingress_class: str = "nginx"
+    report_dir: Path = Path("codelab-report")
+    allow_disruptive: bool = False
+    timeout_scale: float = 1.0
+    load_workers: int = 0
+    sources: Mapping[str, Source] = field(default_factory=lambda: MappingProxyType({}))
+
+    def source(self, name: str) -> Source:
+        return self.sources.get(name, Source.DEFAULT)
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings of this run: flag > env > ini > default, each value validated."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for spec in OPTIONS:
+        raw, source, base = _raw_value(config, spec, env)
+        values[spec.name] = _parse(spec, raw, source, base)
+        sources[spec.name] = source
+    if values["kubeconfig"] is None:
+        values["kubeconfig"] = default_kubeconfig(env)
+    _validate(values, sources)
+    return Settings(**values, sources=MappingProxyType(sources))
+
+
+def default_kubeconfig(environ: Mapping[str, str]) -> Path:
+    """Like kubectl: the first existing file of $KUBECONFIG, else ~/.kube/config."""
+    entries = [e for e in environ.get("KUBECONFIG", "").split(os.pathsep) if e]
+    for entry in entries:
+        if Path(entry).expanduser().is_file():
+            return Path(entry).expanduser()
+    if entries:
+        return Path(entries[0]).expanduser()
+    return Path("~/.kube/config").expanduser()
+
+
+def _raw_value(
+    config: pytest.Config, spec: OptionSpec, environ: Mapping[str, str]
+) -> tuple[str | bool | None, Source, Path]:
+    """The winning raw value, its source, and the folder relative paths start from."""
+    cwd = config.invocation_params.dir
+    flag = config.getoption(spec.dest, default=None)
+    if flag is not None:
+        return flag, Source.FLAG, cwd
+    env = environ.get(spec.env, "")
+    if env.strip():
+        return env.strip(), Source.ENV, cwd
+    ini = config.getini(spec.ini)
+    if isinstance(ini, str) and ini.strip():
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return ini.strip(), Source.INI, base
+    return spec.default, Source.DEFAULT, cwd
+
+
+def _where(spec: OptionSpec, source: Source) -> str:
+    return {
+        Source.FLAG: "command line",
+        Source.ENV: f"env {spec.env}",
+        Source.INI: f"ini {spec.ini}",
+        Source.DEFAULT: "default",
+    }[source]
+
+
+def _bad(spec: OptionSpec, raw: object, source: Source, valid: str) -> pytest.UsageError:
+    return pytest.UsageError(
+        f"{spec.flag}: invalid value {raw!r} (from {_where(spec, source)}); valid: {valid}"
+    )
+
+
+def _parse(spec: OptionSpec, raw: str | bool | None, source: Source, base: Path) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return raw
+    if spec.kind is Kind.BOOL:
+        return _parse_bool(spec, raw, source)
+    if spec.kind is Kind.CHOICE:
+        if raw not in spec.choices:
+            raise _bad(spec, raw, source, ", ".join(spec.choices))
+        return raw
+    if spec.kind is Kind.FLOAT:
+        return _parse_number(spec, raw, source, float, "a number greater than 0")
+    if spec.kind is Kind.INT:
+        return _parse_number(spec, raw, source, int, "an integer, 0 or more")
+    if spec.kind is Kind.PATH:
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else base / path
+    return raw
+
+
+def _parse_bool(spec: OptionSpec, raw: str, source: Source) -> bool:
+    text = raw.lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _bad(spec, raw, source, ", ".join(_TRUE + _FALSE))
+
+
+def _parse_number(
+    spec: OptionSpec, raw: str, source: Source, kind: type[int] | type[float], valid: str
+) -> int | float:
+    try:
+        number = kind(raw)
+    except ValueError:
+        raise _bad(spec, raw, source, valid) from None
+    in_range = number >= 0 if kind is int else math.isfinite(number) and number > 0
+    if not in_range:
+        raise _bad(spec, raw, source, valid)
+    return number
+
+
+def _validate(values: dict[str, Any], sources: Mapping[str, Source]) -> None:
+    """Checks that need the parsed value: files exist, names are valid."""
+
+    def fail(name: str, problem: str) -> pytest.UsageError:
+        spec = BY_NAME[name]
+        return pytest.UsageError(f"{spec.flag}: {problem} (from {_where(spec, sources[name])})")
+
+    values_file = values["values"]
+    if values_file is not None and not values_file.is_file():
+        raise fail("values", f"values file not found: {values_file}")
+    manifests = values["manifests"]
+    if manifests is not None and not manifests.is_dir():
+        raise fail("manifests", f"manifests folder not found: {manifests}")
+    namespace = values["namespace"]
+    if namespace is not None and not (len(namespace) <= 63 and _DNS_LABEL.match(namespace)):
+        raise fail("namespace", f"{namespace!r} is not a valid namespace name (RFC 1123 label)")
+    url = values["ingress_url"]
+    if url is not None and urlsplit(url).scheme not in ("http", "https"):
+        raise fail("ingress_url", f"{url!r} is not a URL; valid: http://... or https://...")
+
+
+def display(name: str, value: object) -> str:
+    """A setting as shown to people: absent values explained, no credentials in URLs."""
+    if value is None:
+        return {"cluster": "none", "namespace": "ephemeral", "manifests": "bundled"}.get(name, "-")
+    if name == "ingress_url" and isinstance(value, str):
+        return _strip_userinfo(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def header_lines(settings: Settings, width: int = 100) -> list[str]:
+    """Compact report header: every setting, with its source unless it is the default.
+
+    Only paths are shown for files (never a kubeconfig's contents).
+    """
+    items = []
+    for f in fields(settings):
+        if f.name == "sources":
+            continue
+        item = f"{f.name}={display(f.name, getattr(settings, f.name))}"
+        source = settings.source(f.name)
+        items.append(item if source is Source.DEFAULT else f"{item} ({source})")
+    lines = ["codelab:"]
+    for item in items:
+        if len(lines[-1]) + 1 + len(item) > width and lines[-1].strip() != "codelab:":
+            lines.append(" ")
+        lines[-1] += " " + item
+    return [line.rstrip() for line in lines]
