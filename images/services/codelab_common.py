@@ -223,6 +223,7 @@ class Request:
     body: bytes
     request_id: str
     client: str
+    raw_query: str = ""
 
     def json(self) -> Any:
         """The body as JSON (None when empty); raises ValueError when invalid."""
@@ -432,7 +433,7 @@ class Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length) if length else b""
             query = dict(urllib.parse.parse_qsl(split.query))
             req = Request(self.command, split.path, query, self.headers, body, request_id,
-                          self.client_address[0])
+                          self.client_address[0], split.query)
             try:
                 resp = app.dispatch(req)
             except Exception as exc:  # noqa: BLE001 - a request must never kill the server

@@ -87,10 +87,7 @@ def create_app(agent_url: str, auth_url: str, internal_key: str | None = None,
             x for x in (req.headers.get("X-Forwarded-For"), req.client) if x)
         if internal_key:
             headers["X-Internal-Api-Key"] = internal_key
-        url = agent + req.path
-        if req.query:
-            from urllib.parse import urlencode
-            url += "?" + urlencode(req.query)
+        url = agent + req.path + (f"?{req.raw_query}" if req.raw_query else "")
         try:
             up_status, up_headers, body = http.request(
                 req.method, url, body=req.body if req.body else None, headers=headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 from kubernetes import client
@@ -48,7 +49,7 @@ def event_line(event: client.CoreV1Event) -> str:
     obj = event.involved_object
     count = f" (x{event.count})" if event.count and event.count > 1 else ""
     moment = event.last_timestamp or event.event_time or event.first_timestamp
-    when = moment.isoformat() if moment else "-"
+    when = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
     return (
         f"{when}  {event.type or '-':8} {event.reason or '-':24} "
         f"{(obj.kind or '').lower()}/{obj.name}: {(event.message or '').strip()}{count}"
@@ -146,7 +147,7 @@ def describe_pod(pod: client.V1Pod) -> str:
     ]
     for c in status.conditions or []:
         why = f"  {c.reason}: {c.message}" if c.reason else ""
-        lines.append(f"  {c.type:16} {c.status}{why}")
+        lines.append(f"  {c.type:26} {c.status}{why}")
     statuses = {cs.name: cs for cs in (status.init_container_statuses or [])}
     statuses.update({cs.name: cs for cs in (status.container_statuses or [])})
     for title, containers in (

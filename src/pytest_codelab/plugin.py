@@ -79,6 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.workeroutput["codelab_notes"] = run.notes  # type: ignore[attr-defined]
     config.stash[RUN_KEY] = run
     config.stash[_SEEN_FAILURES] = {}
+    config.pluginmanager.register(E2eLast(), "codelab-e2e-last")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "codelab-xdist")
 
@@ -162,22 +163,27 @@ def is_cluster_test(item: pytest.Item) -> bool:
     return bool(CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark cluster tests e2e and run them after the offline ones; skip them without a cluster."""
+    """Mark cluster tests e2e (before ``-m`` selection sees them); skip them without a cluster."""
     if SETTINGS_KEY not in config.stash:
         return
     no_cluster = config.stash[SETTINGS_KEY].cluster is None
-    offline, e2e = [], []
     for item in items:
-        if not is_cluster_test(item):
-            offline.append(item)
-            continue
-        item.add_marker(pytest.mark.e2e)
-        if no_cluster:
-            item.add_marker(pytest.mark.skip(reason=NO_CLUSTER))
-        e2e.append(item)
-    items[:] = offline + e2e
+        if is_cluster_test(item):
+            item.add_marker(pytest.mark.e2e)
+            if no_cluster:
+                item.add_marker(pytest.mark.skip(reason=NO_CLUSTER))
+
+
+class E2eLast:
+    """Moves e2e tests after the offline ones, after every other plugin has reordered."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        offline = [item for item in items if item.get_closest_marker("e2e") is None]
+        e2e = [item for item in items if item.get_closest_marker("e2e") is not None]
+        items[:] = offline + e2e
 
 
 def report_dir_for(base: Path, nodeid: str) -> Path:

@@ -111,10 +111,10 @@ def test_service_reachable_by_dns_from_pod(
 ) -> None:
     """A Service answers by its DNS name from another pod (CoreDNS + kube-proxy)."""
     waiter.rollout(apps_v1, web, WEB)
-    result = probe_pod(f"wget -qO- -T 5 http://{WEB}.{web}.svc.cluster.local:8080/index.html")
+    result = probe_pod(f"timeout 10 wget -qO- http://{WEB}.{web}.svc.cluster.local:8080/index.html")
     assert result.ok, result.output
     assert PAGE in result.output
-    short = probe_pod(f"wget -qO- -T 5 http://{WEB}:8080/index.html")
+    short = probe_pod(f"timeout 10 wget -qO- http://{WEB}:8080/index.html")
     assert short.ok and PAGE in short.output, short.output
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -137,8 +138,7 @@ def _run(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
         out = exc.output if isinstance(exc.output, str) else ""
         raise ImageError(f"command timed out after {timeout}s: {shlex.join(cmd)}", out) from exc
     if proc.returncode != 0:
-        err = ImageError.from_command(list(cmd), proc.returncode, proc.stdout)
-        raise ImageError(str(err), err.detail)
+        raise ImageError.from_command(list(cmd), proc.returncode, proc.stdout)
     return proc.stdout
 
 
@@ -465,6 +465,7 @@ class DebianLayer(Layer):
         cmd += [self.suite, str(raw), *apt_mirrors(self.suite)]
         env = {"PATH": DEFAULT_PATH, "HOME": "/root", "LANG": "C.UTF-8",
                "SOURCE_DATE_EPOCH": str(EPOCH), "TMPDIR": str(out.parent)}
+        env.update({k: v for k, v in os.environ.items() if k.lower().endswith("_proxy")})
         try:
             _run(cmd, env=env, timeout=1800)
             normalize_tar(raw, out)
@@ -537,8 +538,10 @@ def _assert_unmounted(root: Path) -> None:
         raise ImageError(f"build root still has mounts, not removed: {mounted[0]}")
 
 
+@functools.cache
 def debian_package_version(package: str) -> str:
-    """The candidate version apt would install (runs ``apt-get update`` once if unknown)."""
+    """The candidate version apt would install (runs ``apt-get update`` once if unknown);
+    part of a .deb layer's key, so a Debian update rebuilds that layer."""
     for attempt in range(2):
         out = _run(["apt-cache", "policy", package])
         m = re.search(r"Candidate:\s*(\S+)", out)

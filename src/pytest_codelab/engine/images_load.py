@@ -7,7 +7,6 @@ not pay for it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -43,12 +42,10 @@ def build_engine_images(only_pause: bool = False) -> dict[str, Path]:
 
 
 def digest(path: Path) -> str:
-    """Content hash of an archive (cheap against the cost of a needless import)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Identity of an archive build: the builder rewrites an archive only when it changes,
+    so size and modification time tell builds apart without hashing gigabytes."""
+    st = path.stat()
+    return f"{st.st_size}-{st.st_mtime_ns}"
 
 
 def ctr(layout: Layout, *args: str) -> str:
@@ -71,11 +68,13 @@ class ImportRecord:
         except (FileNotFoundError, json.JSONDecodeError):
             self.data = {}
 
-    def current(self, name: str, archive_digest: str, present: set[str]) -> bool:
-        return name in present and self.data.get(name) == archive_digest
+    def current(self, names: list[str], archive_digest: str, present: set[str]) -> bool:
+        """True when every name is in containerd and came from this very archive."""
+        return all(n in present and self.data.get(n) == archive_digest for n in names)
 
-    def remember(self, name: str, archive_digest: str) -> None:
-        self.data[name] = archive_digest
+    def remember(self, names: list[str], archive_digest: str) -> None:
+        for n in names:
+            self.data[n] = archive_digest
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.data, indent=1, sort_keys=True))
 
@@ -85,35 +84,36 @@ def present_images(layout: Layout) -> set[str]:
     return set(ctr(layout, "images", "ls", "-q").split())
 
 
-def load(layout: Layout, archives: dict[str, Path]) -> list[str]:
-    """Import each archive under its name unless already there; return what was imported."""
+def load(layout: Layout, archives: list[tuple[Path, str | None]]) -> list[str]:
+    """Import each archive (with an optional extra name) unless containerd already has it.
+
+    Returns the names imported; a warm ``up`` imports nothing.
+    """
     record = ImportRecord(layout)
     present = present_images(layout)
-    imported = []
-    for name, archive in archives.items():
+    imported: list[str] = []
+    for archive, name in archives:
+        names = images.archive_tags(archive) + ([images.normalize_ref(name)] if name else [])
         d = digest(archive)
-        if record.current(normalize(name), d, present):
+        if record.current(names, d, present):
             continue
         images.load_image(archive, containerd_address=str(layout.containerd_socket),
-                          name=name, ctr=str(layout.bin / "ctr"))
-        record.remember(normalize(name), d)
-        imported.append(name)
+                          name=name or None, ctr=str(layout.bin / "ctr"))
+        record.remember(names, d)
+        imported.extend(names)
     return imported
 
 
-def normalize(name: str) -> str:
-    """The fully qualified reference containerd lists (docker.io/library/ added)."""
-    first = name.split("/", 1)[0]
-    if "/" not in name:
-        return f"docker.io/library/{name}"
-    if "." not in first and ":" not in first and first != "localhost":
-        return f"docker.io/{name}"
-    return name
+def load_codelab_images(layout: Layout) -> list[str]:
+    """Build (cached) and import the reference CodeLab images the bundled manifests run."""
+    archives = images.build_all()
+    return load(layout, [(path, None) for path in archives.values()])
 
 
 def load_engine_images(layout: Layout, with_addons: bool = True) -> None:
     """Import the engine's images into the running containerd."""
-    load(layout, build_engine_images(only_pause=not with_addons))
+    built = build_engine_images(only_pause=not with_addons)
+    load(layout, [(path, name) for name, path in built.items()])
 
 
 def load_archive(archive: Path, name: str | None = None, layout: Layout | None = None) -> None:

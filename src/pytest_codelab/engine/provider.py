@@ -11,6 +11,7 @@ from pytest_codelab.engine import build, images_load, status, up
 from pytest_codelab.engine.down import down
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import Layout
+from pytest_codelab.engine.progress import step
 from pytest_codelab.errors import ProviderUnavailable
 from pytest_codelab.settings import Settings
 
@@ -30,6 +31,8 @@ class LocalCluster:
                 images_load.build_engine_images()
                 up.up(self.layout)
                 self.created = True
+            with step("CodeLab reference images"):
+                images_load.load_codelab_images(self.layout)
         except EngineError as exc:
             detail = f"\n{exc.detail}" if exc.detail else ""
             raise ProviderUnavailable(f"local cluster: {exc}{detail}") from None

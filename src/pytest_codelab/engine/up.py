@@ -274,7 +274,13 @@ def node_ready(layout: Layout) -> Callable[[], tuple[bool, str]]:
             return False, f"node not registered (HTTP {r.status_code})"
         conds = {c["type"]: c for c in r.json().get("status", {}).get("conditions", [])}
         ready = conds.get("Ready", {})
-        return ready.get("status") == "True", f"Ready={ready.get('status')} {ready.get('message', '')}"
+        if ready.get("status") != "True":
+            return False, f"Ready={ready.get('status')} {ready.get('message', '')}"
+        # Pods cannot be created before the service-account controller made `default`.
+        sa = requests.get(
+            f"{layout.server}/api/v1/namespaces/default/serviceaccounts/default", timeout=2, **tls
+        )
+        return sa.status_code == 200, f"node Ready; default service account: HTTP {sa.status_code}"
 
     return probe
 

@@ -1,0 +1,120 @@
+"""Fixtures of the cluster suites: the CodeLab Ingress as a traffic Target, an API token."""
+
+from __future__ import annotations
+
+import base64
+import urllib.parse
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from pytest_codelab import traffic
+from pytest_codelab.settings import Settings
+from pytest_codelab.stack import StackInfo
+
+INGRESS = "codelab-ingress"
+OAUTH_SECRET, OAUTH_SECRET_KEY = "oauth-secret", "client-secret"
+GATE_CLIENT_ID = "pytest-codelab"
+
+
+@pytest.fixture(scope="session")
+def codelab_ingress(codelab_stack: StackInfo, k8s_client: client.ApiClient) -> client.V1Ingress:
+    """The live Ingress ``codelab-ingress`` of the namespace under test."""
+    try:
+        return client.NetworkingV1Api(k8s_client).read_namespaced_ingress(
+            INGRESS, codelab_stack.namespace
+        )
+    except ApiException as exc:
+        pytest.skip(f"ingress/{INGRESS} in {codelab_stack.namespace}: HTTP {exc.status}")
+
+
+def secret_text(core: client.CoreV1Api, namespace: str, name: str, key: str) -> str:
+    """One decoded Secret value (never logged); skips the test when it cannot be read."""
+    try:
+        secret = core.read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        pytest.skip(f"cannot read secret/{name} in {namespace}: HTTP {exc.status}")
+    value = (secret.data or {}).get(key)
+    if value is None:
+        pytest.skip(f"secret/{name} in {namespace} has no key {key!r}")
+    return base64.b64decode(value).decode()
+
+
+@pytest.fixture(scope="session")
+def ingress_target(
+    codelab_stack: StackInfo,
+    codelab_ingress: client.V1Ingress,
+    codelab_settings: Settings,
+    core_v1: client.CoreV1Api,
+) -> traffic.Target:
+    """Where the Ingress answers (run's ingress URL, else the Ingress status address), with
+    Host/SNI = --codelab-ingress-host and the TLS secret's certificate trusted. When the
+    controller redirects HTTP to HTTPS (ssl-redirect), the https address is used."""
+    base = codelab_stack.ingress_url
+    if not base:
+        lbs = codelab_ingress.status.load_balancer.ingress if codelab_ingress.status else None
+        address = next((lb.ip or lb.hostname for lb in lbs or [] if lb.ip or lb.hostname), None)
+        if address is None:
+            pytest.skip(
+                f"no ingress address: pass --codelab-ingress-url, or let the controller "
+                f"publish one in ingress/{INGRESS} status"
+            )
+        base = f"http://{address}"
+    host = codelab_settings.ingress_host
+    ca_pem = None
+    for tls in (codelab_ingress.spec.tls if codelab_ingress.spec else None) or []:
+        if host in (tls.hosts or []) and tls.secret_name:
+            ca_pem = secret_text(core_v1, codelab_stack.namespace, tls.secret_name, "tls.crt")
+    target = traffic.Target(base.rstrip("/"), host=host, ca_pem=ca_pem)
+    first = traffic.request(target, "GET", "/oauth/verify", expect=lambda r: True)
+    location = first.headers.get("location", "")
+    if target.scheme == "http" and first.status in (301, 302, 307, 308):
+        redirect = urllib.parse.urlsplit(location)
+        if redirect.scheme == "https":
+            port = f":{redirect.port}" if redirect.port else ""
+            target = traffic.Target(f"https://{target.address}{port}", host=host, ca_pem=ca_pem)
+    return target
+
+
+def _client_id(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> str:
+    """auth-service's OAUTH2_CLIENT_ID when it restricts the client, else the gate's id."""
+    deployment = apps.read_namespaced_deployment("auth-service", namespace)
+    for container in deployment.spec.template.spec.containers:
+        for env in container.env or []:
+            if env.name != "OAUTH2_CLIENT_ID":
+                continue
+            ref = env.value_from.secret_key_ref if env.value_from else None
+            if ref is not None:
+                return secret_text(core, namespace, ref.name, ref.key)
+            return str(env.value or GATE_CLIENT_ID)
+    return GATE_CLIENT_ID
+
+
+@pytest.fixture(scope="session")
+def api_token(
+    ingress_target: traffic.Target,
+    codelab_stack: StackInfo,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+) -> str:
+    """A bearer token from auth-service (client credentials through the Ingress, the client
+    secret read from ``oauth-secret``)."""
+    ns = codelab_stack.namespace
+    secret = secret_text(core_v1, ns, OAUTH_SECRET, OAUTH_SECRET_KEY)
+    client_id = _client_id(apps_v1, core_v1, ns)
+    form = urllib.parse.urlencode(
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    )
+    result = traffic.request(
+        ingress_target,
+        "POST",
+        "/oauth/token",
+        body=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    token = result.get("access_token")
+    assert result.ok and token, (
+        f"POST /oauth/token through {ingress_target.describe()} gave no token: {result.describe()}"
+    )
+    return str(token)

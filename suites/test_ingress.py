@@ -1,0 +1,216 @@
+"""Issue 5.3: the CodeLab Ingress, seen from outside the cluster.
+
+Through the ingress address with the configured host: ``/api/v1/...`` reaches the gateway,
+``/oauth/...`` reaches auth-service, other paths reach neither; TLS for the host is served
+from the Ingress's TLS Secret; the ``proxy-body-size`` annotation is enforced. Who answered
+is told by the services' ``X-Served-By`` header (the pod's hostname, images/README.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import ssl
+
+import pytest
+from kubernetes import client
+
+from pytest_codelab import traffic
+from pytest_codelab.stack import StackInfo
+
+BODY_SIZE_ANNOTATION = "nginx.ingress.kubernetes.io/proxy-body-size"
+#: How far under / over the limit the two uploads are.
+BODY_MARGIN = 64 * 1024
+UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def served_by(core: client.CoreV1Api, namespace: str, service: str) -> set[str]:
+    """Hostnames (pod names) of the pods behind a Service."""
+    svc = core.read_namespaced_service(service, namespace)
+    selector = ",".join(f"{k}={v}" for k, v in sorted((svc.spec.selector or {}).items()))
+    return {
+        p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=selector).items
+    }
+
+
+def who(result: traffic.Result, pods: dict[str, set[str]]) -> str:
+    """Which service answered (by X-Served-By), or 'neither'."""
+    name = result.headers.get("x-served-by", "")
+    return next((service for service, names in pods.items() if name in names), "neither")
+
+
+@pytest.fixture
+def backends(codelab_stack: StackInfo, core_v1: client.CoreV1Api) -> dict[str, set[str]]:
+    ns = codelab_stack.namespace
+    return {svc: served_by(core_v1, ns, svc) for svc in ("gateway", "auth-service")}
+
+
+def parse_size(text: str) -> int:
+    """nginx size syntax ("50m", "512k", "1g", "1024") in bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", text)
+    if not match:
+        raise ValueError(f"not an nginx size: {text!r}")
+    return int(match.group(1)) * UNITS[match.group(2).lower()]
+
+
+def https_target(target: traffic.Target) -> traffic.Target:
+    """The same ingress address on its https port (443 unless the target already is https)."""
+    if target.scheme == "https":
+        return target
+    return traffic.Target(f"https://{target.address}", target.host, target.headers, target.ca_pem)
+
+
+# ----------------------------------------------------------------- routing
+
+
+@pytest.mark.requirement("5.3/ingress: /api/v1/... reaches the gateway")
+def test_api_path_reaches_gateway(
+    ingress_target: traffic.Target, backends: dict[str, set[str]]
+) -> None:
+    """``GET /api/v1/whoami`` without a token is answered by a gateway pod with 401 and
+    ``WWW-Authenticate`` (the gateway's own answer, not the proxy's)."""
+    result = traffic.request(ingress_target, "GET", "/api/v1/whoami", expect=lambda r: True)
+    assert who(result, backends) == "gateway", (
+        f"/api/v1/whoami via {ingress_target.describe()} was not answered by a gateway pod "
+        f"{sorted(backends['gateway'])}: {result.describe()}, headers {dict(result.headers)}"
+    )
+    assert result.status == 401 and "www-authenticate" in result.headers, result.describe()
+
+
+@pytest.mark.requirement("5.3/ingress: /api/v1/... with a token reaches agent-runtime")
+def test_api_path_with_token_reaches_agent_runtime(
+    ingress_target: traffic.Target,
+    api_token: str,
+    backends: dict[str, set[str]],
+    codelab_stack: StackInfo,
+    core_v1: client.CoreV1Api,
+) -> None:
+    """With a bearer token from /oauth/token, ``GET /api/v1/whoami`` goes ingress -> gateway
+    -> agent-runtime: 200, served by a gateway pod, upstream an agent-runtime pod."""
+    agents = served_by(core_v1, codelab_stack.namespace, "agent-runtime")
+    target = ingress_target.with_headers(Authorization=f"Bearer {api_token}")
+    result = traffic.request(target, "GET", "/api/v1/whoami")
+    assert result.ok, f"/api/v1/whoami with a token: {result.describe()}"
+    assert who(result, backends) == "gateway", f"not served by a gateway pod: {result.headers}"
+    upstream = result.headers.get("x-upstream-served-by")
+    assert upstream in agents and result.get("served_by") in agents, (
+        f"/api/v1/whoami not answered by an agent-runtime pod {sorted(agents)}: "
+        f"X-Upstream-Served-By {upstream}, body {result.json()}"
+    )
+
+
+@pytest.mark.requirement("5.3/ingress: /oauth/... reaches auth-service")
+def test_oauth_path_reaches_auth_service(
+    ingress_target: traffic.Target, backends: dict[str, set[str]]
+) -> None:
+    """``GET /oauth/verify`` without a token and ``POST /oauth/token`` with a wrong client
+    secret are answered by auth-service pods with 401."""
+    verify = traffic.request(ingress_target, "GET", "/oauth/verify", expect=lambda r: True)
+    form = "grant_type=client_credentials&client_id=pytest-codelab&client_secret=wrong"
+    token = traffic.request(
+        ingress_target,
+        "POST",
+        "/oauth/token",
+        body=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        expect=lambda r: True,
+    )
+    for result in (verify, token):
+        assert who(result, backends) == "auth-service" and result.status == 401, (
+            f"{result.method} {result.path} via {ingress_target.describe()}: expected 401 from "
+            f"an auth-service pod {sorted(backends['auth-service'])}, got {result.describe()} "
+            f"(X-Served-By {result.headers.get('x-served-by')})"
+        )
+    assert token.get("error") == "invalid_client", token.describe()
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/version", "/admin", "/apis/v1/whoami"])
+@pytest.mark.requirement("5.3/ingress: other paths reach neither service (404)")
+def test_other_paths_reach_neither(
+    path: str, ingress_target: traffic.Target, backends: dict[str, set[str]]
+) -> None:
+    """Paths outside ``/api/v1`` and ``/oauth`` get 404 from the ingress, not an answer
+    from the gateway or auth-service."""
+    result = traffic.request(ingress_target, "GET", path, expect=lambda r: r.status == 404)
+    assert who(result, backends) == "neither", (
+        f"{path} via {ingress_target.describe()} reached {who(result, backends)}: "
+        f"{result.describe()}"
+    )
+    assert result.status == 404, result.describe()
+
+
+# ----------------------------------------------------------------- TLS
+
+
+@pytest.mark.requirement("5.3/ingress: TLS for the host is served from the TLS Secret")
+def test_tls_certificate_comes_from_the_secret(
+    ingress_target: traffic.Target,
+    codelab_ingress: client.V1Ingress,
+    codelab_stack: StackInfo,
+    core_v1: client.CoreV1Api,
+    backends: dict[str, set[str]],
+) -> None:
+    """On the https port with SNI = the ingress host, the certificate served is the first
+    certificate of the Secret named in the Ingress's TLS section for that host, and an
+    HTTPS request verified against it reaches auth-service."""
+    host = ingress_target.server_name
+    names = [
+        tls.secret_name
+        for tls in codelab_ingress.spec.tls or []
+        if host in (tls.hosts or []) and tls.secret_name
+    ]
+    assert names, f"ingress/{codelab_ingress.metadata.name} has no TLS section for {host}"
+    secret = core_v1.read_namespaced_secret(names[0], codelab_stack.namespace)
+    chain = base64.b64decode((secret.data or {})["tls.crt"]).decode()
+    first = chain[: chain.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
+    expected = ssl.PEM_cert_to_DER_cert(first)
+    target = https_target(ingress_target)
+    served = traffic.served_certificate(target)
+    assert served == expected, (
+        f"{target.describe()} served a certificate (SHA-256 {_fingerprint(served)}) that is "
+        f"not secret/{names[0]}'s tls.crt (SHA-256 {_fingerprint(expected)})"
+    )
+    verified = traffic.request(target, "GET", "/oauth/verify", expect=lambda r: r.status == 401)
+    assert verified.ok and who(verified, backends) == "auth-service", (
+        f"HTTPS request verified against secret/{names[0]}: {verified.describe()}"
+    )
+
+
+def _fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------- body size
+
+
+@pytest.fixture
+def body_limit(codelab_ingress: client.V1Ingress) -> int:
+    annotations = codelab_ingress.metadata.annotations or {}
+    text = annotations.get(BODY_SIZE_ANNOTATION)
+    if text is None:
+        pytest.skip(f"ingress/{codelab_ingress.metadata.name} sets no {BODY_SIZE_ANNOTATION}")
+    limit = parse_size(text)
+    if limit == 0:
+        pytest.skip(f"{BODY_SIZE_ANNOTATION} is 0: no limit to check")
+    return limit
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("5.3/ingress: proxy-body-size passes bodies under it, 413 over it")
+def test_body_size_limit(
+    ingress_target: traffic.Target, body_limit: int, backends: dict[str, set[str]]
+) -> None:
+    """A streamed body just under the annotation's limit is passed on to the gateway
+    (whatever the gateway then answers); one just over it is refused by the ingress with
+    413 and never reaches the gateway."""
+    under = traffic.upload(ingress_target, "/api/v1/sessions", body_limit - BODY_MARGIN)
+    assert who(under, backends) == "gateway", (
+        f"a {body_limit - BODY_MARGIN}-byte body (limit {body_limit}) was not passed to the "
+        f"gateway: {under.describe()}, X-Served-By {under.headers.get('x-served-by')}"
+    )
+    over = traffic.upload(ingress_target, "/api/v1/sessions", body_limit + BODY_MARGIN)
+    assert over.status == 413 and who(over, backends) == "neither", (
+        f"a {body_limit + BODY_MARGIN}-byte body (limit {body_limit}) was not refused by the "
+        f"ingress with 413: {over.describe()}, X-Served-By {over.headers.get('x-served-by')}"
+    )

@@ -1,0 +1,573 @@
+"""Issue 5.1: health probes, readiness gating, restarts, self-healing, StatefulSet data.
+
+Every serving container has liveness and readiness probes that pass; a pod that is not
+Ready leaves its Service's endpoints; the kubelet restarts a container whose main process
+ends; a deleted pod is replaced; PostgreSQL and Redis data survive the loss of their pod.
+Checks are made against the live namespace (any conformant CodeLab), not the YAML.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from pytest_codelab import podtools
+from pytest_codelab.diagnostics import pod_summary
+from pytest_codelab.safety import MANAGED_BY, MANAGED_BY_LABEL
+from pytest_codelab.stack import StackInfo, label_selector, wait_ready, workloads
+from pytest_codelab.waiting import Timeouts, Waiter
+
+pytestmark = pytest.mark.slow
+
+#: CodeLab's own services: python3 in the image, SIGTERM drains and exits (images/README).
+SERVICES = ("gateway", "agent-runtime", "auth-service")
+#: Replicated Deployments of the seed (self-healing).
+REPLICATED = (*SERVICES, "llm-proxy")
+#: Longest quiet period watched for liveness restarts (seconds).
+MAX_STABILITY_WINDOW = 75.0
+READINESS_CHECK = "codelab-readiness-check"
+MARKER_DIR = "/codelab-readiness"
+
+Exec = Callable[..., podtools.ExecResult]
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def is_ready(pod: client.V1Pod) -> bool:
+    conditions = pod.status.conditions if pod.status else None
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
+
+
+def live_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[client.V1Pod]:
+    """Pods of a selector that are not being deleted."""
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+
+def deployment_pods(
+    apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str, name: str
+) -> tuple[client.V1Deployment, list[client.V1Pod]]:
+    deployment = apps.read_namespaced_deployment(name, namespace)
+    return deployment, live_pods(core, namespace, label_selector(deployment.spec.selector))
+
+
+def restart_counts(pod: client.V1Pod) -> dict[str, int]:
+    return {cs.name: cs.restart_count for cs in (pod.status.container_statuses or [])}
+
+
+def main_container(pod: client.V1Pod, name: str) -> str:
+    """The container named like its workload, else the first one."""
+    names = [c.name for c in pod.spec.containers]
+    return name if name in names else names[0]
+
+
+def ready_pod(
+    core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, name: str
+) -> client.V1Pod:
+    _, pods = deployment_pods(apps, core, namespace, name)
+    ready = [p for p in pods if is_ready(p)]
+    assert ready, f"deployment/{name} has no Ready pod: " + "; ".join(map(pod_summary, pods))
+    return sorted(ready, key=lambda p: p.metadata.name)[0]
+
+
+def settle(k8s_client: client.ApiClient, namespace: str, timeouts: Timeouts) -> None:
+    """Wait until every workload of the namespace is Ready again (after a disruption)."""
+    wait_ready(k8s_client, namespace, timeout=timeouts.deploy)
+
+
+# ----------------------------------------------------------------- probes configured and passing
+
+
+@pytest.mark.requirement("5.1/probes: every serving container has passing liveness+readiness")
+def test_serving_pods_have_passing_probes(
+    codelab_stack: StackInfo,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    waiter: Waiter,
+    codelab_timeouts: Timeouts,
+) -> None:
+    """Every container that serves a port in every Deployment/StatefulSet has a liveness and
+    a readiness probe; all pods are Ready and stay Ready, with no restart, for as long as
+    their liveness probes need to kill an unhealthy container (period x failureThreshold)."""
+    ns = codelab_stack.namespace
+    settle(k8s_client, ns, codelab_timeouts)
+    missing: list[str] = []
+    window = 0.0
+    selectors: dict[str, str] = {}
+    for workload in workloads(apps_v1, ns):
+        ref = f"{workload.kind}/{workload.name}"
+        selectors[ref] = workload.selector
+        pods = live_pods(core_v1, ns, workload.selector)
+        assert pods, f"{ref} has no pods"
+        for container in pods[0].spec.containers:
+            if not container.ports:
+                continue
+            for kind in ("liveness_probe", "readiness_probe"):
+                if getattr(container, kind) is None:
+                    missing.append(f"{ref} container {container.name}: no {kind}")
+            live = container.liveness_probe
+            if live is not None:
+                period = live.period_seconds or 10
+                window = max(window, period * (live.failure_threshold or 3) + period)
+    assert selectors, f"no Deployments or StatefulSets in namespace {ns}"
+    assert not missing, "serving containers without probes:\n" + "\n".join(missing)
+
+    def snapshot() -> dict[str, tuple[str, bool, dict[str, int]]]:
+        state = {}
+        for ref, selector in selectors.items():
+            for pod in live_pods(core_v1, ns, selector):
+                state[pod.metadata.name] = (ref, is_ready(pod), restart_counts(pod))
+        return state
+
+    before = snapshot()
+    not_ready = [name for name, (_, ready, _) in before.items() if not ready]
+    assert not not_ready, "pods not Ready: " + "; ".join(
+        pod_summary(core_v1.read_namespaced_pod(n, ns)) for n in not_ready
+    )
+    window = min(window or 30.0, MAX_STABILITY_WINDOW)
+    deadline = time.monotonic() + window
+    while True:
+        now = snapshot()
+        changes = []
+        for name, (ref, _, counts) in before.items():
+            if name not in now:
+                changes.append(f"{ref} pod/{name} disappeared")
+                continue
+            _, ready, later = now[name]
+            if not ready:
+                changes.append(pod_summary(core_v1.read_namespaced_pod(name, ns)))
+            for container, count in later.items():
+                if count != counts.get(container, 0):
+                    changes.append(
+                        f"{ref} pod/{name} container {container}: restartCount "
+                        f"{counts.get(container, 0)} -> {count}"
+                    )
+        assert not changes, (
+            f"probes did not keep passing during a {window:g}s watch:\n" + "\n".join(changes)
+        )
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(5)
+
+
+# ----------------------------------------------------------------- readiness gates traffic
+
+
+def _probe_script(port: int) -> str:
+    return (
+        "import os, sys, urllib.request\n"
+        f"if os.path.exists('{MARKER_DIR}/unready'): sys.exit(1)\n"
+        f"urllib.request.urlopen('http://127.0.0.1:{port}/livez', timeout=2).read()\n"
+    )
+
+
+def readiness_check_objects(
+    source: client.V1Deployment, api: client.ApiClient
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A 2-replica copy of ``source``'s pod template (same image and env) whose readiness
+    probe also fails while a marker file exists, a Service for it and a NetworkPolicy that
+    lets the namespace's pods reach it."""
+    template: dict[str, Any] = api.sanitize_for_serialization(source.spec.template)
+    labels = {"app": READINESS_CHECK, MANAGED_BY_LABEL: MANAGED_BY}
+    template["metadata"] = {"labels": labels}
+    spec = template["spec"]
+    spec.pop("topologySpreadConstraints", None)
+    spec["terminationGracePeriodSeconds"] = 5
+    spec.setdefault("volumes", []).append({"name": "readiness-marker", "emptyDir": {}})
+    container = spec["containers"][0]
+    spec["containers"] = [container]
+    port = int(container["ports"][0]["containerPort"])
+    for key in ("livenessProbe", "startupProbe", "lifecycle"):
+        container.pop(key, None)
+    container["readinessProbe"] = {
+        "exec": {"command": ["python3", "-c", _probe_script(port)]},
+        "periodSeconds": 2,
+        "timeoutSeconds": 5,
+        "failureThreshold": 1,
+        "successThreshold": 1,
+    }
+    container.setdefault("volumeMounts", []).append(
+        {"name": "readiness-marker", "mountPath": MARKER_DIR}
+    )
+    meta = {"name": READINESS_CHECK, "labels": labels}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": READINESS_CHECK}},
+            "template": template,
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "selector": {"app": READINESS_CHECK},
+            "ports": [{"name": "http", "port": port, "targetPort": port}],
+        },
+    }
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta,
+        "spec": {
+            "podSelector": {"matchLabels": {"app": READINESS_CHECK}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+        },
+    }
+    return deployment, service, policy
+
+
+def endpoint_readiness(
+    discovery: client.DiscoveryV1Api, namespace: str, service: str
+) -> dict[str, bool]:
+    """pod name -> ready, from the Service's EndpointSlices."""
+    found: dict[str, bool] = {}
+    slices = discovery.list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}"
+    ).items
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.endpoints or []:
+            ref = endpoint.target_ref
+            if ref is not None and ref.kind == "Pod":
+                ready = endpoint.conditions.ready if endpoint.conditions else None
+                found[ref.name] = ready is not False
+    return found
+
+
+SERVED_BY_SCRIPT = """
+import json, sys, urllib.request
+url, count = sys.argv[1], int(sys.argv[2])
+seen = []
+for _ in range(count):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            seen.append(resp.headers.get("X-Served-By") or "?")
+    except Exception as exc:
+        seen.append("error: %s" % type(exc).__name__)
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.disruptive
+@pytest.mark.requirement("5.1/readiness: a pod that is not Ready gets no Service traffic")
+def test_unready_pod_leaves_service_endpoints(
+    codelab_stack: StackInfo,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    pod_exec: Exec,
+    waiter: Waiter,
+) -> None:
+    """The contract offers no way to fail one agent-runtime pod's /health alone, so a
+    2-replica copy of the agent-runtime pod template runs with a readiness probe that also
+    fails while a marker file exists. Marking one pod: it turns not Ready, its EndpointSlice
+    entry turns not ready and requests to the Service reach only the other pod; unmarking
+    brings it back."""
+    ns = codelab_stack.namespace
+    discovery = client.DiscoveryV1Api(k8s_client)
+    networking = client.NetworkingV1Api(k8s_client)
+    source = apps_v1.read_namespaced_deployment("agent-runtime", ns)
+    deployment, service, policy = readiness_check_objects(source, k8s_client)
+    port = service["spec"]["ports"][0]["port"]
+    selector = f"app={READINESS_CHECK}"
+    apps_v1.create_namespaced_deployment(ns, deployment)
+    try:
+        core_v1.create_namespaced_service(ns, service)
+        networking.create_namespaced_network_policy(ns, policy)
+
+        def both_serving() -> tuple[bool, str]:
+            pods = live_pods(core_v1, ns, selector)
+            endpoints = endpoint_readiness(discovery, ns, READINESS_CHECK)
+            ok = len(pods) == 2 and all(
+                is_ready(p) and endpoints.get(p.metadata.name) for p in pods
+            )
+            return ok, "; ".join(map(pod_summary, pods)) + f"; endpoints ready: {endpoints}"
+
+        waiter.until(
+            both_serving,
+            f"deployment/{READINESS_CHECK}: 2 pods Ready, both endpoints ready",
+            kind="pod_start",
+        )
+        first, second = sorted(p.metadata.name for p in live_pods(core_v1, ns, selector))
+        marker = ["python3", "-c", f"open('{MARKER_DIR}/unready', 'w').close()"]
+        result = pod_exec(first, marker)
+        assert result.ok, f"marking pod/{first} unready failed: {result.stderr}"
+
+        def gated() -> tuple[bool, str]:
+            pod = core_v1.read_namespaced_pod(first, ns)
+            endpoints = endpoint_readiness(discovery, ns, READINESS_CHECK)
+            ok = not is_ready(pod) and endpoints.get(first) is False and endpoints.get(second)
+            return bool(ok), f"{pod_summary(pod)}; endpoints ready: {endpoints}"
+
+        waiter.until(
+            gated, f"pod/{first} not Ready and out of service/{READINESS_CHECK}'s ready endpoints"
+        )
+        client_pod = ready_pod(core_v1, apps_v1, ns, "gateway")
+        url = f"http://{READINESS_CHECK}:{port}/version"
+        answer = pod_exec(
+            client_pod.metadata.name,
+            ["python3", "-c", SERVED_BY_SCRIPT, url, "12"],
+            container=main_container(client_pod, "gateway"),
+        )
+        assert answer.ok, f"requests from pod/{client_pod.metadata.name} failed: {answer.stderr}"
+        served_by = json.loads(answer.stdout)
+        assert served_by == [second] * len(served_by), (
+            f"service/{READINESS_CHECK} with pod/{first} not Ready: requests from "
+            f"pod/{client_pod.metadata.name} were served by {served_by}, expected only {second}"
+        )
+        result = pod_exec(first, ["python3", "-c", f"import os; os.remove('{MARKER_DIR}/unready')"])
+        assert result.ok, f"unmarking pod/{first} failed: {result.stderr}"
+        waiter.until(both_serving, f"pod/{first} Ready and back in service/{READINESS_CHECK}")
+    finally:
+        for delete in (
+            lambda: apps_v1.delete_namespaced_deployment(READINESS_CHECK, ns),
+            lambda: core_v1.delete_namespaced_service(READINESS_CHECK, ns),
+            lambda: networking.delete_namespaced_network_policy(READINESS_CHECK, ns),
+        ):
+            with contextlib.suppress(ApiException):
+                delete()
+
+
+# ----------------------------------------------------------------- restart on process death
+
+
+@pytest.mark.disruptive
+@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.requirement("5.1/liveness: a container whose main process dies is restarted")
+def test_dead_main_process_is_restarted(
+    name: str,
+    codelab_stack: StackInfo,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    pod_exec: Exec,
+    waiter: Waiter,
+    codelab_timeouts: Timeouts,
+) -> None:
+    """SIGTERM to PID 1 (the service process; per the contract it drains and exits): the
+    kubelet restarts the container in the same pod (restartCount + 1) and the pod is Ready
+    again within the pod-start deadline."""
+    ns = codelab_stack.namespace
+    settle(k8s_client, ns, codelab_timeouts)
+    pod = ready_pod(core_v1, apps_v1, ns, name)
+    pod_name, container = pod.metadata.name, main_container(pod, name)
+    before = restart_counts(pod).get(container, 0)
+    kill = ["python3", "-c", "import os, signal; os.kill(1, signal.SIGTERM)"]
+    with contextlib.suppress(Exception):  # the exec stream may end with the container
+        pod_exec(pod_name, kill, container=container)
+
+    def restarted() -> tuple[bool, str]:
+        current = core_v1.read_namespaced_pod(pod_name, ns)
+        count = restart_counts(current).get(container, 0)
+        ok = current.metadata.uid == pod.metadata.uid and count == before + 1 and is_ready(current)
+        return ok, f"restartCount {before} -> {count}; {pod_summary(current)}"
+
+    waiter.until(
+        restarted,
+        f"pod/{pod_name} container {container} restarted once and Ready after SIGTERM to PID 1",
+        kind="pod_start",
+    )
+    settle(k8s_client, ns, codelab_timeouts)
+
+
+# ----------------------------------------------------------------- self-healing
+
+
+@pytest.mark.disruptive
+@pytest.mark.parametrize("name", REPLICATED)
+@pytest.mark.requirement("5.1/self-healing: a deleted pod is replaced")
+def test_deleted_pod_is_replaced(
+    name: str,
+    codelab_stack: StackInfo,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    waiter: Waiter,
+    codelab_timeouts: Timeouts,
+) -> None:
+    """Deleting one pod of a Deployment: a new pod (new name) takes its place and the
+    Deployment has all its replicas Ready again."""
+    ns = codelab_stack.namespace
+    settle(k8s_client, ns, codelab_timeouts)
+    victim = ready_pod(core_v1, apps_v1, ns, name)
+    core_v1.delete_namespaced_pod(victim.metadata.name, ns)
+
+    def healed() -> tuple[bool, str]:
+        deployment, pods = deployment_pods(apps_v1, core_v1, ns, name)
+        wanted = deployment.spec.replicas or 0
+        ready = [p for p in pods if is_ready(p)]
+        fresh = [p for p in ready if p.metadata.uid != victim.metadata.uid]
+        replaced = victim.metadata.name not in {p.metadata.name for p in pods}
+        ok = replaced and len(fresh) >= wanted and len(ready) == len(fresh)
+        return ok, f"{len(ready)}/{wanted} Ready: " + "; ".join(map(pod_summary, pods))
+
+    waiter.until(
+        healed,
+        f"deployment/{name}: pod/{victim.metadata.name} replaced, all replicas Ready",
+        kind="pod_start",
+    )
+    settle(k8s_client, ns, codelab_timeouts)
+
+
+# ----------------------------------------------------------------- StatefulSet data
+
+
+def statefulset_pod(
+    apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str, name: str
+) -> client.V1Pod:
+    sts = apps.read_namespaced_stateful_set(name, namespace)
+    pods = live_pods(core, namespace, label_selector(sts.spec.selector))
+    ready = sorted((p for p in pods if is_ready(p)), key=lambda p: p.metadata.name)
+    assert ready, f"statefulset/{name} has no Ready pod: " + "; ".join(map(pod_summary, pods))
+    return ready[0]
+
+
+def recreate_pod(
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    namespace: str,
+    sts: str,
+    pod: client.V1Pod,
+    waiter: Waiter,
+) -> None:
+    """Delete a StatefulSet pod and wait until its successor (same name, new uid) is Ready."""
+    core.delete_namespaced_pod(pod.metadata.name, namespace)
+
+    def back() -> tuple[bool, str]:
+        try:
+            current = core.read_namespaced_pod(pod.metadata.name, namespace)
+        except ApiException as exc:
+            return False, f"pod/{pod.metadata.name}: HTTP {exc.status}"
+        new = current.metadata.uid != pod.metadata.uid
+        return new and is_ready(current) and current.metadata.deletion_timestamp is None, (
+            ("new pod: " if new else "old pod: ") + pod_summary(current)
+        )
+
+    waiter.until(
+        back, f"statefulset/{sts}: pod/{pod.metadata.name} recreated and Ready", kind="pod_start"
+    )
+    waiter.statefulset(apps, namespace, sts)
+
+
+PSQL = (
+    'export PGPASSWORD="$POSTGRES_PASSWORD"; '
+    'psql -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "${POSTGRES_USER:-postgres}" '
+    '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -tAc "$1"'
+)
+REDIS_CLI = (
+    'if [ -z "$REDISCLI_AUTH" ] && [ -n "$REDIS_PASSWORD" ]; then '
+    'export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; redis-cli -h 127.0.0.1 "$@"'
+)
+
+
+@pytest.mark.disruptive
+@pytest.mark.requirement("5.1/statefulset: PostgreSQL data survives the loss of its pod")
+def test_postgres_row_survives_pod_deletion(
+    codelab_stack: StackInfo,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    pod_exec: Exec,
+    waiter: Waiter,
+    codelab_timeouts: Timeouts,
+) -> None:
+    """A row written with psql in the postgres pod is still there after the pod is deleted
+    and the StatefulSet has recreated it (same claim, same data)."""
+    ns = codelab_stack.namespace
+    settle(k8s_client, ns, codelab_timeouts)
+    pod = statefulset_pod(apps_v1, core_v1, ns, "postgres")
+    container = main_container(pod, "postgres")
+    token = f"gate-{secrets.token_hex(6)}"
+
+    def psql(sql: str) -> podtools.ExecResult:
+        return pod_exec(pod.metadata.name, ["sh", "-c", PSQL, "psql", sql], container=container)
+
+    written = psql(
+        "CREATE TABLE IF NOT EXISTS codelab_gate_durability "
+        "(token text PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now()); "
+        f"INSERT INTO codelab_gate_durability (token) VALUES ('{token}');"
+    )
+    assert written.ok, f"psql in pod/{pod.metadata.name} failed: {written.stderr.strip()}"
+    try:
+        recreate_pod(core_v1, apps_v1, ns, "postgres", pod, waiter)
+        read = waiter.until(
+            lambda: _answer(
+                psql(f"SELECT token FROM codelab_gate_durability WHERE token='{token}'")
+            ),
+            f"psql in the recreated pod/{pod.metadata.name} to answer",
+            kind="exec",
+        )
+        assert read.strip() == token, (
+            f"row {token!r} written before deleting pod/{pod.metadata.name} is gone: "
+            f"SELECT returned {read.strip()!r}"
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            psql(f"DELETE FROM codelab_gate_durability WHERE token='{token}'")
+    settle(k8s_client, ns, codelab_timeouts)
+
+
+def _answer(result: podtools.ExecResult) -> tuple[bool, str]:
+    """An exec result as a wait_until probe: done when it succeeded; else its error."""
+    return (True, result.stdout) if result.ok else (False, result.stderr.strip() or "failed")
+
+
+@pytest.mark.disruptive
+@pytest.mark.requirement("5.1/statefulset: Redis data survives the loss of its pod")
+def test_redis_key_survives_pod_deletion(
+    codelab_stack: StackInfo,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    pod_exec: Exec,
+    waiter: Waiter,
+    codelab_timeouts: Timeouts,
+) -> None:
+    """A key written with redis-cli in the redis pod is still there after the pod is deleted
+    and the StatefulSet has recreated it."""
+    ns = codelab_stack.namespace
+    settle(k8s_client, ns, codelab_timeouts)
+    pod = statefulset_pod(apps_v1, core_v1, ns, "redis")
+    container = main_container(pod, "redis")
+    key, value = f"codelab:gate:durability:{secrets.token_hex(6)}", secrets.token_hex(8)
+
+    def cli(*args: str) -> podtools.ExecResult:
+        return pod_exec(
+            pod.metadata.name, ["sh", "-c", REDIS_CLI, "redis-cli", *args], container=container
+        )
+
+    written = cli("SET", key, value)
+    assert written.ok and written.stdout.strip() == "OK", (
+        f"redis-cli SET in pod/{pod.metadata.name}: {written.stdout.strip()} "
+        f"{written.stderr.strip()}"
+    )
+    try:
+        recreate_pod(core_v1, apps_v1, ns, "redis", pod, waiter)
+        read = waiter.until(
+            lambda: _answer(cli("GET", key)),
+            f"redis-cli in the recreated pod/{pod.metadata.name} to answer",
+            kind="exec",
+        )
+        assert read.strip() == value, (
+            f"key {key} written before deleting pod/{pod.metadata.name} is gone: "
+            f"GET returned {read.strip()!r}"
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            cli("DEL", key)
+    settle(k8s_client, ns, codelab_timeouts)
