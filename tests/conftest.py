@@ -4,6 +4,9 @@
 (version, SelfSubjectAccessReview, namespaces, pods, events, logs) in the Kubernetes JSON
 shapes, so the real official client and the gate's real code run against it; only the
 cluster behind it is pretend. Real-cluster tests come with the local engine.
+
+Test modules get these through fixtures only: ``import conftest`` would be ambiguous with
+``suites/conftest.py`` (hence the TYPE_CHECKING-only imports of FakeApiServer).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def _no_codelab_environment(
     monkeypatch.delenv("KUBECONFIG", raising=False)
 
 
-def closed_port() -> int:
+def free_port() -> int:
     """A local TCP port with nothing listening on it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,6 +86,18 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
         "message": message,
         "code": code,
     }
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local TCP port with nothing listening on it (connections are refused)."""
+    return free_port()
+
+
+@pytest.fixture
+def make_kubeconfig() -> Callable[..., Path]:
+    """``make_kubeconfig(path, server, contexts=("dev", "prod"))`` writes a kubeconfig."""
+    return write_kubeconfig
 
 
 @dataclass

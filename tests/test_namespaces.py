@@ -6,14 +6,17 @@ import re
 import signal
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kubernetes import client
 
-from conftest import FakeApiServer
 from pytest_codelab import kube, namespaces
 from pytest_codelab.errors import SafetyError
 from pytest_codelab.safety import MANAGED_BY, MANAGED_BY_LABEL
+
+if TYPE_CHECKING:
+    from conftest import FakeApiServer
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -265,3 +268,29 @@ def test_given_namespace_is_used_as_is(
     assert result.ret == 0
     assert fake_apiserver.deleted() == []
     assert ("POST", "/api/v1/namespaces") not in fake_apiserver.requests
+
+
+@pytest.mark.slow
+def test_each_xdist_worker_gets_its_own_namespace(
+    pytester: pytest.Pytester, fake_apiserver: FakeApiServer
+) -> None:
+    """The controller hands the cluster to the workers; names share the run id."""
+    kubeconfig = fake_apiserver.kubeconfig(pytester.path / "kc")
+    pytester.makepyfile(
+        """
+        import time, pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_it(codelab_namespace, i):
+            time.sleep(0.2)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--codelab-cluster=existing", f"--codelab-kubeconfig={kubeconfig}"
+    )
+    result.assert_outcomes(passed=4)
+    deleted = sorted(fake_apiserver.deleted())
+    assert len(deleted) == 2
+    assert len({name.split("-")[1] for name in deleted}) == 1  # one run id
+    assert [name.rsplit("-", 1)[1] for name in deleted] == ["gw0", "gw1"]
+    assert fake_apiserver.namespaces == {}

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kubernetes import client
 
-from conftest import FakeApiServer, closed_port, write_kubeconfig
 from pytest_codelab import diagnostics
 from pytest_codelab.plugin import NO_CLUSTER, report_dir_for
+
+if TYPE_CHECKING:
+    from conftest import FakeApiServer
 
 MIXED_TESTS = """
 import pytest
@@ -108,10 +112,12 @@ def test_cluster_tests_are_e2e_and_run_last(pytester: pytest.Pytester) -> None:
     offline.assert_outcomes(passed=2, deselected=4)
 
 
-def test_one_line_errors_without_traceback(pytester: pytest.Pytester) -> None:
+def test_one_line_errors_without_traceback(
+    pytester: pytest.Pytester, make_kubeconfig: Callable[..., Path], closed_port: int
+) -> None:
     """Missing kubeconfig, unknown context, unreachable API server: one line, exit != 0."""
-    kubeconfig = write_kubeconfig(
-        pytester.path / "kc", f"https://127.0.0.1:{closed_port()}", ("dev", "prod")
+    kubeconfig = make_kubeconfig(
+        pytester.path / "kc", f"https://127.0.0.1:{closed_port}", ("dev", "prod")
     )
     pytester.makepyfile("def test_x(codelab_cluster):\n    pass\n")
     cases = {

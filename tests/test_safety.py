@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from conftest import FakeApiServer
 from pytest_codelab.cluster import ClusterHandle
 from pytest_codelab.errors import SafetyError
 from pytest_codelab.fixtures import _quiet_delete
@@ -17,6 +18,9 @@ from pytest_codelab.safety import (
     is_managed,
 )
 from pytest_codelab.settings import Settings
+
+if TYPE_CHECKING:
+    from conftest import FakeApiServer
 
 OWN = NamespaceInfo("codelab-a1b2c3-main", created=True, run_id="a1b2c3")
 THEIRS = NamespaceInfo("codelab", created=False)

@@ -138,7 +138,6 @@ class ClusterRun:
     notes: list[str] = field(default_factory=list)
     namespace: NamespaceInfo | None = None
     api: client.ApiClient | None = None
-    started_here: bool = False
 
     def note(self, text: str) -> None:
         if text not in self.notes:

@@ -94,11 +94,15 @@ def pod_summary(pod: client.V1Pod) -> str:
     """One line: name, phase, failing conditions and container problems."""
     meta = pod.metadata or client.V1ObjectMeta()
     status = pod.status or client.V1PodStatus()
-    failing = [
-        f"{c.type}={c.status}" + (f" ({c.reason}: {c.message})" if c.reason else "")
-        for c in status.conditions or []
-        if c.status != "True"
-    ]
+    failing, explained = [], set()
+    for c in status.conditions or []:
+        if c.status == "True":
+            continue
+        why = (c.reason, c.message)
+        # Ready and ContainersReady usually fail for the same reason: say it once.
+        detail = f" ({c.reason}: {c.message})" if c.reason and why not in explained else ""
+        explained.add(why)
+        failing.append(f"{c.type}={c.status}{detail}")
     parts = [f"pod/{meta.name} {status.phase or 'Unknown'}"]
     if status.reason:
         parts.append(f"reason {status.reason}: {status.message or ''}".strip())

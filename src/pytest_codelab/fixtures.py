@@ -14,7 +14,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from kubernetes import client
@@ -26,6 +26,9 @@ from pytest_codelab.namespaces import NamespaceInfo
 from pytest_codelab.safety import check_deletable, require_disruptive
 from pytest_codelab.settings import SETTINGS_KEY, Settings
 from pytest_codelab.waiting import Timeouts, Waiter
+
+if TYPE_CHECKING:
+    from pytest_codelab.values import Values
 
 #: Namespace used to render manifests when no cluster namespace exists (offline checks).
 OFFLINE_NAMESPACE = "codelab"
@@ -61,7 +64,7 @@ def codelab_manifests_dir(codelab_settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="session")
-def codelab_values(codelab_settings: Settings) -> Any:
+def codelab_values(codelab_settings: Settings) -> Values:
     """Values of the run: the --codelab-profile, with --codelab-values layered over it."""
     from pytest_codelab.values import load_values
 
@@ -77,7 +80,7 @@ def codelab_raw_manifests(codelab_manifests_dir: Path) -> list[dict[str, Any]]:
 
 
 def _render(
-    raw: list[dict[str, Any]], namespace: str, values: Any, settings: Settings
+    raw: list[dict[str, Any]], namespace: str, values: Values, settings: Settings
 ) -> list[dict[str, Any]]:
     from pytest_codelab.manifests import render
 
@@ -94,7 +97,9 @@ def _render(
 
 @pytest.fixture(scope="session")
 def codelab_manifest_objects(
-    codelab_raw_manifests: list[dict[str, Any]], codelab_values: Any, codelab_settings: Settings
+    codelab_raw_manifests: list[dict[str, Any]],
+    codelab_values: Values,
+    codelab_settings: Settings,
 ) -> list[dict[str, Any]]:
     """Rendered objects for --codelab-namespace (else ``codelab``); needs no cluster."""
     namespace = codelab_settings.namespace or OFFLINE_NAMESPACE
@@ -208,7 +213,7 @@ def codelab_stack(
     codelab_namespace: NamespaceInfo,
     k8s_client: client.ApiClient,
     codelab_timeouts: Timeouts,
-    codelab_values: Any,
+    codelab_values: Values,
     codelab_raw_manifests: list[dict[str, Any]],
 ) -> stack.StackInfo:
     """CodeLab deployed and Ready: rendered manifests + generated Secrets applied into the
