@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# Run the plugin's own tests and the suites (cluster suites skip without a cluster).
-# Usage: scripts/test.sh [pytest args]   (default: tests suites)
+# The README's test command (CI runs it through .ci/run):
+#   1. the plugin's own tests and the offline suites,
+#   2. the e2e tests and the cluster suites on the embedded local cluster, which is built
+#      (cached after the first time), started for the run and taken down at its end,
+#   3. the engine's life cycle: up, a refused second up, down leaving nothing behind.
+# Usage: scripts/test.sh [pytest args]   everything (needs root for the local cluster)
+#        scripts/test.sh --fast [args]   step 1 only: no cluster, for the inner loop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 ensure_venv
-if [ $# -eq 0 ]; then
-    set -- tests suites
+PYTEST=("$VENV/bin/python" -m pytest -p pytester)
+if [ "${1:-}" = "--fast" ]; then
+    shift
+    log "fast subset: pytest tests suites -m 'not e2e' $*"
+    exec "${PYTEST[@]}" tests suites -m "not e2e" "$@"
 fi
-log "pytest -p pytester $*"
-exec "$VENV/bin/python" -m pytest -p pytester "$@"
+if [ "$(id -u)" -ne 0 ]; then
+    log "error: the local cluster needs root; run as root, or use scripts/test.sh --fast"
+    exit 2
+fi
+log "building the local cluster (codelab-cluster build; cached after the first run)"
+"$VENV/bin/codelab-cluster" build
+log "pytest --codelab-cluster=local tests suites $*"
+"${PYTEST[@]}" --codelab-cluster=local tests suites "$@"
+log "engine life cycle: CODELAB_ENGINE_TESTS=1 pytest tests/engine"
+CODELAB_ENGINE_TESTS=1 "${PYTEST[@]}" tests/engine

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import urllib.parse
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client
@@ -41,16 +43,34 @@ def secret_text(core: client.CoreV1Api, namespace: str, name: str, key: str) -> 
     return base64.b64decode(value).decode()
 
 
+def ingress_conflicts(api: client.ApiClient, ingress: client.V1Ingress, host: str) -> list[str]:
+    """Other Ingresses of the cluster that claim ``host`` (the controller may route the
+    host's requests to them); [] when they cannot be listed."""
+    try:
+        items = client.NetworkingV1Api(api).list_ingress_for_all_namespaces().items
+    except ApiException:
+        return []
+    me = (ingress.metadata.namespace, ingress.metadata.name)
+    return [
+        f"ingress/{i.metadata.name} in {i.metadata.namespace}"
+        for i in items
+        if (i.metadata.namespace, i.metadata.name) != me
+        and any(r.host == host for r in (i.spec.rules or []))
+    ]
+
+
 @pytest.fixture(scope="session")
 def ingress_target(
     codelab_stack: StackInfo,
     codelab_ingress: client.V1Ingress,
     codelab_settings: Settings,
     core_v1: client.CoreV1Api,
+    k8s_client: client.ApiClient,
 ) -> traffic.Target:
     """Where the Ingress answers (run's ingress URL, else the Ingress status address), with
-    Host/SNI = --codelab-ingress-host and the TLS secret's certificate trusted. When the
-    controller redirects HTTP to HTTPS (ssl-redirect), the https address is used."""
+    Host/SNI = --codelab-ingress-host (or the Ingress's own host when its rules name another)
+    and the TLS secret's certificate trusted. When the controller redirects HTTP to HTTPS
+    (ssl-redirect), the https address is used."""
     base = codelab_stack.ingress_url
     if not base:
         lbs = codelab_ingress.status.load_balancer.ingress if codelab_ingress.status else None
@@ -61,11 +81,22 @@ def ingress_target(
                 f"publish one in ingress/{INGRESS} status"
             )
         base = f"http://{address}"
+    rule_hosts = [r.host for r in (codelab_ingress.spec.rules or []) if r.host]
     host = codelab_settings.ingress_host
+    if rule_hosts and host not in rule_hosts:
+        host = rule_hosts[0]  # a per-namespace host rendered by the gate
     ca_pem = None
     for tls in (codelab_ingress.spec.tls if codelab_ingress.spec else None) or []:
         if host in (tls.hosts or []) and tls.secret_name:
             ca_pem = secret_text(core_v1, codelab_stack.namespace, tls.secret_name, "tls.crt")
+    conflicts = ingress_conflicts(k8s_client, codelab_ingress, host)
+    if conflicts:
+        pytest.fail(
+            f"host {host} of ingress/{INGRESS} in {codelab_stack.namespace} is also claimed by "
+            f"{', '.join(conflicts)}: requests cannot be attributed; give each deployment its "
+            "own --codelab-ingress-host",
+            pytrace=False,
+        )
     target = traffic.Target(base.rstrip("/"), host=host, ca_pem=ca_pem)
     first = traffic.request(target, "GET", "/oauth/verify", expect=lambda r: True)
     location = first.headers.get("location", "")
@@ -118,3 +149,13 @@ def api_token(
         f"POST /oauth/token through {ingress_target.describe()} gave no token: {result.describe()}"
     )
     return str(token)
+
+
+@pytest.fixture(scope="session")
+def ingress_conflict_check(
+    ingress_target: traffic.Target, codelab_ingress: client.V1Ingress, k8s_client: client.ApiClient
+) -> Callable[[], list[str]]:
+    """``check()`` -> other Ingresses claiming the target's host now (for failure messages)."""
+    return functools.partial(
+        ingress_conflicts, k8s_client, codelab_ingress, ingress_target.server_name
+    )

@@ -255,6 +255,7 @@ class Rollout:
     pod_exec: Exec
     target: traffic.Target
     original_image: str
+    conflicts: Callable[[], list[str]]
 
     @property
     def repo(self) -> str:
@@ -297,6 +298,7 @@ def rollout(
     ingress_target: traffic.Target,
     api_token: str,
     codelab_timeouts: Timeouts,
+    ingress_conflict_check: Callable[[], list[str]],
 ) -> Iterator[Rollout]:
     """agent-runtime settled, traffic target (Ingress + token); afterwards the Deployment's
     pod template and progressDeadlineSeconds are put back as they were, and it is Ready."""
@@ -314,6 +316,7 @@ def rollout(
         pod_exec,
         ingress_target.with_headers(Authorization=f"Bearer {api_token}"),
         container_of(original).image,
+        ingress_conflict_check,
     )
     current = apps_v1.read_namespaced_deployment(DEPLOYMENT, ns)
     patch = []
@@ -328,8 +331,12 @@ def rollout(
     wait_ready(k8s_client, ns, timeout=codelab_timeouts.deploy)
 
 
-def assert_no_failures(report: traffic.TrafficReport, phase: str) -> None:
-    assert not report.failures, f"requests failed during {phase}:\n{report.describe()}"
+def assert_no_failures(rollout: Rollout, report: traffic.TrafficReport, phase: str) -> None:
+    if not report.failures:
+        return
+    conflicts = rollout.conflicts()
+    also = f"\n(the host is also claimed by {', '.join(conflicts)})" if conflicts else ""
+    pytest.fail(f"requests failed during {phase}:\n{report.describe()}{also}", pytrace=False)
 
 
 # ----------------------------------------------------------------- tests
@@ -357,7 +364,7 @@ def test_set_image_history_and_undo_without_downtime(rollout: Rollout) -> None:
         undone = undo(rollout.apps, rollout.api, rollout.namespace)
         rollout.complete(run, "undone")
     report = run.report()
-    assert_no_failures(report, f"set image {rollout.image(new)} and rollout undo")
+    assert_no_failures(rollout, report, f"set image {rollout.image(new)} and rollout undo")
     seen = [v for v, _ in report.transitions(lambda r: r.get("version"))]
     assert new in seen and seen[-1] == old, (
         f"versions seen by the traffic, in order: {seen}; expected {old} -> {new} -> {old}"
@@ -389,7 +396,9 @@ def test_undo_to_revision_without_downtime(rollout: Rollout) -> None:
         run.mark(f"undo --to-revision={chosen[-1]}")
         undone = undo(rollout.apps, rollout.api, rollout.namespace, to_revision=chosen[-1])
         rollout.complete(run, "undone")
-    assert_no_failures(run.report(), f"set image and rollout undo --to-revision={chosen[-1]}")
+    assert_no_failures(
+        rollout, run.report(), f"set image and rollout undo --to-revision={chosen[-1]}"
+    )
     assert f"revision {chosen[-1]}" in undone, undone
     rollout.assert_versions(old)
     latest = history(rollout.apps, rollout.namespace)[-1]
@@ -440,7 +449,7 @@ def test_stuck_rollout_is_reported_and_rolled_back(
         f"pods of {broken} should be waiting for their image: "
         + ("; ".join(map(pod_summary, stuck)) or "no such pod")
     )
-    assert_no_failures(run.report(), f"the stuck rollout to {broken} and its rollback")
+    assert_no_failures(rollout, run.report(), f"the stuck rollout to {broken} and its rollback")
     assert "rolled back" in undone, undone
     rollout.assert_versions(rollout.original_tag)
     wait_until(
