@@ -44,21 +44,29 @@ def summary(name: str, values: list[float], unit: str = "s") -> str:
     if not values:
         return f"{name:<28} not measured"
     med = statistics.median(values)
-    return (f"{name:<28} median {med:8.2f}{unit}  min {min(values):8.2f}{unit}  "
-            f"max {max(values):8.2f}{unit}  (n={len(values)})")
+    return (
+        f"{name:<28} median {med:8.2f}{unit}  min {min(values):8.2f}{unit}  "
+        f"max {max(values):8.2f}{unit}  (n={len(values)})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3, help="up/down cycles to measure")
-    parser.add_argument("--settle", type=float, default=20.0,
-                        help="seconds after up before reading idle memory")
-    parser.add_argument("--cold-build-seconds", type=float, default=None,
-                        help="a cold build time measured separately on a fresh cache")
+    parser.add_argument(
+        "--settle", type=float, default=20.0, help="seconds after up before reading idle memory"
+    )
+    parser.add_argument(
+        "--cold-build-seconds",
+        type=float,
+        default=None,
+        help="a cold build time measured separately on a fresh cache",
+    )
     args = parser.parse_args()
     layout = Layout.default()
-    warm_builds = [timed(lambda: (build.build(), images_load.build_engine_images()))
-                   for _ in range(2)]
+    warm_builds = [
+        timed(lambda: (build.build(), images_load.build_engine_images())) for _ in range(2)
+    ]
     ups, downs, mem = [], [], []
     for _ in range(args.runs):
         ups.append(timed(lambda: up(layout)))

@@ -32,8 +32,12 @@ def one_run(api: client.ApiClient, profile: str, run_id: str) -> tuple[float, fl
     namespaces.create(core, name, run_id, timeout=60)
     try:
         values = load_values(profile, None)
-        objects = render(load_manifests(bundled_path("manifests")), namespace=name,
-                         values=values, ingress_host=HOST)
+        objects = render(
+            load_manifests(bundled_path("manifests")),
+            namespace=name,
+            values=values,
+            ingress_host=HOST,
+        )
         secrets = generate_secrets(values, ingress_host=HOST, namespace=name)
         started = time.monotonic()
         stack.deploy(api, apply_order(secrets + objects), name)
@@ -48,7 +52,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", default="small")
-    parser.add_argument("--kubeconfig", type=Path, default=Path("/var/lib/pytest-codelab/kubeconfig"))
+    parser.add_argument(
+        "--kubeconfig", type=Path, default=Path("/var/lib/pytest-codelab/kubeconfig")
+    )
     parser.add_argument("--context", default="codelab")
     args = parser.parse_args()
     api = kube.new_client(args.kubeconfig, args.context)
@@ -57,11 +63,14 @@ def main() -> None:
         applied, ready = one_run(api, args.profile, namespaces.new_run_id())
         applies.append(applied)
         readies.append(ready)
-        print(f"run: applied in {applied:.1f}s, every workload Ready after {ready:.1f}s",
-              flush=True)
-    print(f"stack ({args.profile} profile) deploy-to-Ready: median {statistics.median(readies):.1f}s"
-          f" min {min(readies):.1f}s max {max(readies):.1f}s (n={len(readies)}); "
-          f"apply median {statistics.median(applies):.1f}s")
+        print(
+            f"run: applied in {applied:.1f}s, every workload Ready after {ready:.1f}s", flush=True
+        )
+    print(
+        f"stack ({args.profile} profile) deploy-to-Ready: median {statistics.median(readies):.1f}s"
+        f" min {min(readies):.1f}s max {max(readies):.1f}s (n={len(readies)}); "
+        f"apply median {statistics.median(applies):.1f}s"
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ class IngressClient:
     """HTTP(S) to ``base_url`` as if it were ``https://<host>``; redirects are not followed,
     so a test sees exactly what the ingress answered."""
 
-    def __init__(self, base_url: str, host: str, *, verify: bool | str = False,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, host: str, *, verify: bool | str = False, timeout: float = 10.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = host
         self.timeout = timeout
@@ -48,14 +49,16 @@ class IngressClient:
             netloc = parts.hostname or netloc
         return urlunsplit((scheme or parts.scheme, netloc, path, "", ""))
 
-    def request(self, method: str, path: str, *, scheme: str | None = None,
-                **kw: Any) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, scheme: str | None = None, **kw: Any
+    ) -> requests.Response:
         """One request with the product host in ``Host`` (and SNI for HTTPS)."""
         headers = {"Host": self.host, **kw.pop("headers", {})}
         kw.setdefault("timeout", self.timeout)
         kw.setdefault("allow_redirects", False)
-        return self.session.request(method, self.url(path, scheme), headers=headers,
-                                    verify=self.verify, **kw)
+        return self.session.request(
+            method, self.url(path, scheme), headers=headers, verify=self.verify, **kw
+        )
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)

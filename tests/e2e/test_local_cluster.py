@@ -33,8 +33,11 @@ def _web_deployment(replicas: int = 2) -> client.V1Deployment:
         name="httpd",
         image=BUSYBOX,
         image_pull_policy="IfNotPresent",
-        command=["sh", "-c", "mkdir -p /www && cp /page/index.html /www/ && "
-                 "exec httpd -f -p 8080 -h /www"],
+        command=[
+            "sh",
+            "-c",
+            "mkdir -p /www && cp /page/index.html /www/ && exec httpd -f -p 8080 -h /www",
+        ],
         ports=[client.V1ContainerPort(container_port=8080)],
         readiness_probe=client.V1Probe(
             http_get=client.V1HTTPGetAction(path="/index.html", port=8080),
@@ -49,8 +52,7 @@ def _web_deployment(replicas: int = 2) -> client.V1Deployment:
     spec = client.V1PodSpec(
         containers=[container],
         termination_grace_period_seconds=1,
-        volumes=[client.V1Volume(name="page",
-                                 config_map=client.V1ConfigMapVolumeSource(name=WEB))],
+        volumes=[client.V1Volume(name="page", config_map=client.V1ConfigMapVolumeSource(name=WEB))],
     )
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=WEB),
@@ -71,14 +73,18 @@ def web(
     """A busybox httpd Deployment (2 replicas) behind Service ``web:8080``; its namespace."""
     ns = codelab_namespace.name
     core_v1.create_namespaced_config_map(
-        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=WEB),
-                               data={"index.html": PAGE}))
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=WEB), data={"index.html": PAGE})
+    )
     apps_v1.create_namespaced_deployment(ns, _web_deployment())
-    core_v1.create_namespaced_service(ns, client.V1Service(
-        metadata=client.V1ObjectMeta(name=WEB),
-        spec=client.V1ServiceSpec(selector={"app": WEB},
-                                  ports=[client.V1ServicePort(port=8080, target_port=8080)]),
-    ))
+    core_v1.create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name=WEB),
+            spec=client.V1ServiceSpec(
+                selector={"app": WEB}, ports=[client.V1ServicePort(port=8080, target_port=8080)]
+            ),
+        ),
+    )
     yield ns
     apps_v1.delete_namespaced_deployment(WEB, ns)
 
@@ -145,12 +151,22 @@ def _pod(name: str, claim: str, command: str) -> client.V1Pod:
         spec=client.V1PodSpec(
             restart_policy="Never",
             termination_grace_period_seconds=0,
-            containers=[client.V1Container(
-                name="sh", image=BUSYBOX, command=["sh", "-c", command],
-                volume_mounts=[client.V1VolumeMount(name="data", mount_path="/data")],
-            )],
-            volumes=[client.V1Volume(name="data", persistent_volume_claim=client.
-                                     V1PersistentVolumeClaimVolumeSource(claim_name=claim))],
+            containers=[
+                client.V1Container(
+                    name="sh",
+                    image=BUSYBOX,
+                    command=["sh", "-c", command],
+                    volume_mounts=[client.V1VolumeMount(name="data", mount_path="/data")],
+                )
+            ],
+            volumes=[
+                client.V1Volume(
+                    name="data",
+                    persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
+                        claim_name=claim
+                    ),
+                )
+            ],
         ),
     )
 
@@ -168,13 +184,16 @@ def test_pvc_binds_and_data_survives_pod_deletion(
 ) -> None:
     """A PVC of the default StorageClass binds, and its data outlives the pod that wrote it."""
     ns = codelab_namespace.name
-    core_v1.create_namespaced_persistent_volume_claim(ns, client.V1PersistentVolumeClaim(
-        metadata=client.V1ObjectMeta(name="data"),
-        spec=client.V1PersistentVolumeClaimSpec(
-            access_modes=["ReadWriteOnce"],
-            resources=client.V1VolumeResourceRequirements(requests={"storage": "64Mi"}),
+    core_v1.create_namespaced_persistent_volume_claim(
+        ns,
+        client.V1PersistentVolumeClaim(
+            metadata=client.V1ObjectMeta(name="data"),
+            spec=client.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                resources=client.V1VolumeResourceRequirements(requests={"storage": "64Mi"}),
+            ),
         ),
-    ))
+    )
     token = f"written-{time.time_ns()}"
     core_v1.create_namespaced_pod(ns, _pod("writer", "data", f"echo {token} > /data/f"))
     waiter.until(_pod_done(core_v1, ns, "writer"), "pod/writer to finish", kind="pod_start")
@@ -199,14 +218,32 @@ def test_ingress_routes_by_host_and_path(
     assert codelab_cluster.ingress_url, "the cluster provider gave no ingress URL"
     waiter.rollout(apps_v1, web, WEB)
     host = f"{web}.e2e.test"
-    backend = client.V1IngressBackend(service=client.V1IngressServiceBackend(
-        name=WEB, port=client.V1ServiceBackendPort(number=8080)))
-    client.NetworkingV1Api(k8s_client).create_namespaced_ingress(web, client.V1Ingress(
-        metadata=client.V1ObjectMeta(name=WEB),
-        spec=client.V1IngressSpec(ingress_class_name="nginx", rules=[client.V1IngressRule(
-            host=host, http=client.V1HTTPIngressRuleValue(paths=[client.V1HTTPIngressPath(
-                path="/index.html", path_type="Prefix", backend=backend)]))]),
-    ))
+    backend = client.V1IngressBackend(
+        service=client.V1IngressServiceBackend(
+            name=WEB, port=client.V1ServiceBackendPort(number=8080)
+        )
+    )
+    client.NetworkingV1Api(k8s_client).create_namespaced_ingress(
+        web,
+        client.V1Ingress(
+            metadata=client.V1ObjectMeta(name=WEB),
+            spec=client.V1IngressSpec(
+                ingress_class_name="nginx",
+                rules=[
+                    client.V1IngressRule(
+                        host=host,
+                        http=client.V1HTTPIngressRuleValue(
+                            paths=[
+                                client.V1HTTPIngressPath(
+                                    path="/index.html", path_type="Prefix", backend=backend
+                                )
+                            ]
+                        ),
+                    )
+                ],
+            ),
+        ),
+    )
     url = f"{codelab_cluster.ingress_url}/index.html"
 
     def probe() -> tuple[bool, str]:
@@ -219,8 +256,9 @@ def test_ingress_routes_by_host_and_path(
     waiter.until(probe, f"{url} with Host {host} to serve the page", kind="http")
     other_host = requests.get(url, headers={"Host": "other.e2e.test"}, timeout=3)
     assert other_host.status_code == 404
-    other_path = requests.get(f"{codelab_cluster.ingress_url}/nope", headers={"Host": host},
-                              timeout=3)
+    other_path = requests.get(
+        f"{codelab_cluster.ingress_url}/nope", headers={"Host": host}, timeout=3
+    )
     assert other_path.status_code == 404
 
 
@@ -230,9 +268,17 @@ def test_rolling_update_completes(
     """Changing the pod template rolls every pod to the new revision."""
     waiter.rollout(apps_v1, web, WEB)
     before = apps_v1.read_namespaced_deployment(WEB, web).metadata.annotations[
-        "deployment.kubernetes.io/revision"]
-    patch = {"spec": {"template": {"spec": {"containers": [
-        {"name": "httpd", "env": [{"name": "REVISION", "value": "2"}]}]}}}}
+        "deployment.kubernetes.io/revision"
+    ]
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "httpd", "env": [{"name": "REVISION", "value": "2"}]}]
+                }
+            }
+        }
+    }
     apps_v1.patch_namespaced_deployment(WEB, web, patch)
     waiter.rollout(apps_v1, web, WEB)
     dep = apps_v1.read_namespaced_deployment(WEB, web)

@@ -51,8 +51,14 @@ def render(layout: Layout) -> str:
 def kubectl(layout: Layout, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
     """Run the engine's kubectl as the cluster admin; failures carry the command and output."""
     cmd = [str(layout.bin / "kubectl"), "--kubeconfig", str(layout.kubeconfig), *args]
-    proc = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd,
+        input=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise EngineError.from_command(cmd, proc.returncode, proc.stdout)
     return proc.stdout
@@ -60,16 +66,24 @@ def kubectl(layout: Layout, *args: str, stdin: str | None = None, timeout: float
 
 def apply_and_wait(layout: Layout, timeout: int = 120) -> None:
     """Apply every add-on, then wait until each reports its ready condition."""
-    kubectl(layout, "apply", "--server-side", "--force-conflicts", "-f", "-",
-            stdin=render(layout))
+    kubectl(layout, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=render(layout))
     for namespace, target, condition in READY:
         ns = ["-n", namespace] if namespace else []
         try:
-            kubectl(layout, *ns, "wait", f"--for=condition={condition}", target,
-                    f"--timeout={timeout}s", timeout=timeout + 10)
+            kubectl(
+                layout,
+                *ns,
+                "wait",
+                f"--for=condition={condition}",
+                target,
+                f"--timeout={timeout}s",
+                timeout=timeout + 10,
+            )
         except EngineError as exc:
-            raise EngineError(f"add-on {target} did not become {condition} within {timeout}s",
-                              exc.detail + "\n" + describe_pods(layout, namespace)) from exc
+            raise EngineError(
+                f"add-on {target} did not become {condition} within {timeout}s",
+                exc.detail + "\n" + describe_pods(layout, namespace),
+            ) from exc
 
 
 def describe_pods(layout: Layout, namespace: str | None) -> str:
@@ -78,8 +92,9 @@ def describe_pods(layout: Layout, namespace: str | None) -> str:
         return ""
     try:
         pods = kubectl(layout, "-n", namespace, "get", "pods", "-o", "wide", timeout=20)
-        events = kubectl(layout, "-n", namespace, "get", "events", "--sort-by=.lastTimestamp",
-                         timeout=20)
+        events = kubectl(
+            layout, "-n", namespace, "get", "events", "--sort-by=.lastTimestamp", timeout=20
+        )
     except (EngineError, subprocess.TimeoutExpired) as exc:
         return f"(could not list pods: {exc})"
     return pods + "\n" + "\n".join(events.splitlines()[-15:])

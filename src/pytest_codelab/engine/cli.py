@@ -57,8 +57,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop the cluster and remove everything it made").set_defaults(
         func=cmd_down
     )
-    sub.add_parser("status", help="say whether the cluster runs; print the kubeconfig path")\
-        .set_defaults(func=cmd_status)
+    sub.add_parser(
+        "status", help="say whether the cluster runs; print the kubeconfig path"
+    ).set_defaults(func=cmd_status)
     li = sub.add_parser("load-image", help="import an image archive into the cluster's containerd")
     li.add_argument("archive", help="docker-archive or OCI tarball")
     li.add_argument("--name", help="import under this name (like `kind load`)")

@@ -62,7 +62,7 @@ def containerd_config(layout: Layout) -> str:
     runtime = 'plugins."io.containerd.cri.v1.runtime"'
     return f"""version = 3
 root = "{layout.containerd_root}"
-state = "{layout.state / 'containerd' / 'state'}"
+state = "{layout.state / "containerd" / "state"}"
 
 [grpc]
   address = "{layout.containerd_socket}"
@@ -82,12 +82,12 @@ state = "{layout.state / 'containerd' / 'state'}"
     [{runtime}.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [{runtime}.containerd.runtimes.runc.options]
-        BinaryName = "{layout.bin / 'runc'}"
-        Root = "{layout.state / 'runc'}"
+        BinaryName = "{layout.bin / "runc"}"
+        Root = "{layout.state / "runc"}"
         SystemdCgroup = false
   [{runtime}.cni]
-    bin_dirs = ["{layout.bin / 'cni'}"]
-    conf_dir = "{layout.state / 'cni'}"
+    bin_dirs = ["{layout.bin / "cni"}"]
+    conf_dir = "{layout.state / "cni"}"
 """
 
 

@@ -59,8 +59,9 @@ def remove_containers(layout: Layout) -> None:
     if not layout.containerd_socket.exists() or not ctr.exists():
         return
     base = [str(ctr), "--address", str(layout.containerd_socket), "-n", "k8s.io"]
-    ids = subprocess.run([*base, "containers", "ls", "-q"], capture_output=True, text=True,
-                         timeout=30).stdout.split()
+    ids = subprocess.run(
+        [*base, "containers", "ls", "-q"], capture_output=True, text=True, timeout=30
+    ).stdout.split()
     for cid in ids:
         subprocess.run([*base, "tasks", "rm", "-f", cid], capture_output=True, timeout=30)
         subprocess.run([*base, "containers", "rm", cid], capture_output=True, timeout=30)

@@ -50,8 +50,14 @@ def digest(path: Path) -> str:
 
 def ctr(layout: Layout, *args: str) -> str:
     """Run ctr against the cluster's containerd in the k8s.io namespace."""
-    cmd = [str(layout.bin / "ctr"), "--address", str(layout.containerd_socket), "-n", "k8s.io",
-           *args]
+    cmd = [
+        str(layout.bin / "ctr"),
+        "--address",
+        str(layout.containerd_socket),
+        "-n",
+        "k8s.io",
+        *args,
+    ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         raise EngineError.from_command(cmd, proc.returncode, proc.stdout)
@@ -97,8 +103,12 @@ def load(layout: Layout, archives: list[tuple[Path, str | None]]) -> list[str]:
         d = digest(archive)
         if record.current(names, d, present):
             continue
-        images.load_image(archive, containerd_address=str(layout.containerd_socket),
-                          name=name or None, ctr=str(layout.bin / "ctr"))
+        images.load_image(
+            archive,
+            containerd_address=str(layout.containerd_socket),
+            name=name or None,
+            ctr=str(layout.bin / "ctr"),
+        )
         record.remember(names, d)
         imported.extend(names)
     return imported
@@ -123,6 +133,10 @@ def load_archive(archive: Path, name: str | None = None, layout: Layout | None =
         raise EngineError("no local cluster is running: run `codelab-cluster up` first")
     if not archive.exists():
         raise EngineError(f"no such image archive: {archive}")
-    images.load_image(archive, containerd_address=str(layout.containerd_socket), name=name,
-                      ctr=str(layout.bin / "ctr"))
+    images.load_image(
+        archive,
+        containerd_address=str(layout.containerd_socket),
+        name=name,
+        ctr=str(layout.bin / "ctr"),
+    )
     print(f"[codelab] loaded {archive.name}" + (f" as {name}" if name else ""), flush=True)

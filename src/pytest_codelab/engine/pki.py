@@ -70,9 +70,15 @@ class Authority:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True,
-                    content_commitment=False, key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -149,7 +155,10 @@ def kubeconfig(path: Path, *, server: str, ca: Path, client: KeyPair, user: str)
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "codelab", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}
+            {
+                "name": "codelab",
+                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
+            }
         ],
         "users": [
             {

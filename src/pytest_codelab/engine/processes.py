@@ -34,7 +34,9 @@ class Component:
     log: Path
 
 
-def start(layout: Layout, name: str, argv: list[str], env: dict[str, str] | None = None) -> Component:
+def start(
+    layout: Layout, name: str, argv: list[str], env: dict[str, str] | None = None
+) -> Component:
     """Start ``argv`` in the cluster's network namespace, detached, logging to a file."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.pids.mkdir(parents=True, exist_ok=True)

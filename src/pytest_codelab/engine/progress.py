@@ -29,8 +29,14 @@ def step(name: str, prefix: str = "codelab") -> Iterator[Step]:
     try:
         yield s
     except BaseException:
-        print(f"[{prefix}] {name}: FAILED ({time.monotonic() - started:.1f}s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{prefix}] {name}: FAILED ({time.monotonic() - started:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
         raise
-    print(f"[{prefix}] {name}: {s.outcome} ({time.monotonic() - started:.1f}s)",
-          file=sys.stderr, flush=True)
+    print(
+        f"[{prefix}] {name}: {s.outcome} ({time.monotonic() - started:.1f}s)",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -120,8 +120,11 @@ def preflight(layout: Layout) -> None:
     """Root, built binaries, and no other cluster of ours on this machine."""
     if os.geteuid() != 0:
         raise EngineError("codelab-cluster up needs root (it creates a network namespace)")
-    missing = [n for n in ("kube-apiserver", "kubelet", "etcd", "containerd", "runc")
-               if not (layout.bin / n).exists()]
+    missing = [
+        n
+        for n in ("kube-apiserver", "kubelet", "etcd", "containerd", "runc")
+        if not (layout.bin / n).exists()
+    ]
     if missing:
         raise EngineError(
             f"engine not built (missing {', '.join(missing)} in {layout.bin}): "
@@ -132,8 +135,7 @@ def preflight(layout: Layout) -> None:
 def setup_network() -> None:
     """The cluster's network namespace and its veth link to the host."""
     sh("ip", "netns", "add", NETNS)
-    sh("ip", "link", "add", HOST_VETH, "type", "veth", "peer", "name", NODE_VETH,
-       "netns", NETNS)
+    sh("ip", "link", "add", HOST_VETH, "type", "veth", "peer", "name", NODE_VETH, "netns", NETNS)
     sh("ip", "addr", "add", f"{HOST_IP}/{VETH_PREFIX}", "dev", HOST_VETH)
     sh("ip", "link", "set", HOST_VETH, "up")
     ns = ("ip", "-n", NETNS)
@@ -141,8 +143,11 @@ def setup_network() -> None:
     sh(*ns, "link", "set", NODE_VETH, "up")
     sh(*ns, "link", "set", "lo", "up")
     sh(*ns, "route", "add", "default", "via", HOST_IP)
-    for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
-                       ("net.ipv4.conf.all.route_localnet", "1")):
+    for key, value in (
+        ("net.ipv4.ip_forward", "1"),
+        ("net.bridge.bridge-nf-call-iptables", "1"),
+        ("net.ipv4.conf.all.route_localnet", "1"),
+    ):
         sh("ip", "netns", "exec", NETNS, "sysctl", "-qw", f"{key}={value}")
 
 
@@ -152,15 +157,35 @@ def make_pki(layout: Layout) -> None:
     ca = pki.Authority(d, "ca")
     etcd_ca = pki.Authority(d, "etcd-ca")
     proxy_ca = pki.Authority(d, "front-proxy-ca")
-    etcd_ca.issue(d / "etcd-server", NODE_NAME, server=True, client=True,
-                  hosts=(NODE_IP, "127.0.0.1", "localhost"))
+    etcd_ca.issue(
+        d / "etcd-server",
+        NODE_NAME,
+        server=True,
+        client=True,
+        hosts=(NODE_IP, "127.0.0.1", "localhost"),
+    )
     etcd_ca.issue(d / "apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
-    ca.issue(d / "apiserver", "kube-apiserver", server=True, hosts=(
-        "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local", "localhost", "127.0.0.1", NODE_IP,
-        API_SERVICE_IP))
-    ca.issue(d / "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
-             org="system:masters", client=True)
+    ca.issue(
+        d / "apiserver",
+        "kube-apiserver",
+        server=True,
+        hosts=(
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "localhost",
+            "127.0.0.1",
+            NODE_IP,
+            API_SERVICE_IP,
+        ),
+    )
+    ca.issue(
+        d / "apiserver-kubelet-client",
+        "kube-apiserver-kubelet-client",
+        org="system:masters",
+        client=True,
+    )
     ca.issue(d / "kubelet-server", NODE_NAME, server=True, hosts=(NODE_NAME, NODE_IP))
     proxy_ca.issue(d / "front-proxy-client", "front-proxy-client", client=True)
     pki.service_account_key(d)
@@ -173,16 +198,16 @@ def make_pki(layout: Layout) -> None:
     }
     for filename, (cn, org) in identities.items():
         pair = ca.issue(d / cn.replace(":", "-"), cn, org=org, client=True)
-        pki.kubeconfig(layout.state / filename, server=layout.server, ca=ca.pair.cert,
-                       client=pair, user=cn)
+        pki.kubeconfig(
+            layout.state / filename, server=layout.server, ca=ca.pair.cert, client=pair, user=cn
+        )
 
 
 def write_configs(layout: Layout) -> None:
     """Every component's configuration file."""
     s = layout.state
     config.write(s / "containerd.toml", config.containerd_config(layout))
-    config.write(s / "cni" / "10-codelab.conflist",
-                 config.cni_config(layout))
+    config.write(s / "cni" / "10-codelab.conflist", config.cni_config(layout))
     config.write(s / "kubelet.yaml", config.kubelet_config(layout))
     config.write(s / "kube-proxy.yaml", config.kube_proxy_config(layout))
     config.write(s / "resolv.conf", "")
@@ -213,8 +238,9 @@ def http_ok(url: str, **kw: Any) -> Callable[[], tuple[bool, str]]:
     return probe
 
 
-def wait_component(comp: processes.Component, probe: Callable[[], tuple[bool, str]],
-                   timeout: float) -> None:
+def wait_component(
+    comp: processes.Component, probe: Callable[[], tuple[bool, str]], timeout: float
+) -> None:
     """Wait for a component's readiness probe; a dead process or a timeout names it."""
 
     def check() -> tuple[bool, str]:
@@ -242,8 +268,14 @@ class Starter:
 
     def etcd_and_containerd(self) -> None:
         etcd = self.start("etcd", config.etcd_args(self.layout))
-        ctrd = self.start("containerd", [str(self.layout.bin / "containerd"), "--config",
-                                         str(self.layout.state / "containerd.toml")])
+        ctrd = self.start(
+            "containerd",
+            [
+                str(self.layout.bin / "containerd"),
+                "--config",
+                str(self.layout.state / "containerd.toml"),
+            ],
+        )
         wait_component(etcd, http_ok(f"http://{NODE_IP}:2381/health"), 30)
         wait_component(ctrd, lambda: (self.layout.containerd_socket.exists(), "no socket yet"), 30)
 
@@ -308,8 +340,12 @@ def up(layout: Layout | None = None, *, with_addons: bool = True) -> Cluster:
                 down_locked(layout)
         preflight(layout)
         layout.state.mkdir(parents=True)
-        cluster = Cluster(layout, sysctls=record_sysctls(), started_at=time.time(),
-                          created_log_dir=not Path("/var/log/containers").exists())
+        cluster = Cluster(
+            layout,
+            sysctls=record_sysctls(),
+            started_at=time.time(),
+            created_log_dir=not Path("/var/log/containers").exists(),
+        )
         cluster.save()
         try:
             run_actions(cluster, with_addons)
@@ -317,8 +353,11 @@ def up(layout: Layout | None = None, *, with_addons: bool = True) -> Cluster:
             with step("tearing down after the failed start"):
                 down_locked(layout)
             raise
-    print(f"[codelab] cluster up in {time.monotonic() - started:.1f}s; "
-          f"kubeconfig: {layout.kubeconfig}", flush=True)
+    print(
+        f"[codelab] cluster up in {time.monotonic() - started:.1f}s; "
+        f"kubeconfig: {layout.kubeconfig}",
+        flush=True,
+    )
     return cluster
 
 

@@ -98,8 +98,12 @@ COMPONENTS: tuple[GoComponent, ...] = (
         tags=("no_btrfs", "no_devmapper", "no_zfs"),
     ),
     GoComponent(
-        "runc", "github.com/opencontainers/runc", RUNC, ("github.com/opencontainers/runc",),
-        cgo=True, tags=("seccomp",),
+        "runc",
+        "github.com/opencontainers/runc",
+        RUNC,
+        ("github.com/opencontainers/runc",),
+        cgo=True,
+        tags=("seccomp",),
     ),
     GoComponent(
         "cni-plugins",
