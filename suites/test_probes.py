@@ -315,7 +315,9 @@ def test_unready_pod_leaves_service_endpoints(
             return bool(ok), f"{pod_summary(pod)}; endpoints ready: {endpoints}"
 
         waiter.until(
-            gated, f"pod/{first} not Ready and out of service/{READINESS_CHECK}'s ready endpoints"
+            gated,
+            f"pod/{first} not Ready and out of service/{READINESS_CHECK}'s ready endpoints",
+            kind="pod_start",
         )
         client_pod = ready_pod(core_v1, apps_v1, ns, "gateway")
         url = f"http://{READINESS_CHECK}:{port}/version"
@@ -332,7 +334,11 @@ def test_unready_pod_leaves_service_endpoints(
         )
         result = pod_exec(first, ["python3", "-c", f"import os; os.remove('{MARKER_DIR}/unready')"])
         assert result.ok, f"unmarking pod/{first} failed: {result.stderr}"
-        waiter.until(both_serving, f"pod/{first} Ready and back in service/{READINESS_CHECK}")
+        waiter.until(
+            both_serving,
+            f"pod/{first} Ready and back in service/{READINESS_CHECK}",
+            kind="pod_start",
+        )
     finally:
         for delete in (
             lambda: apps_v1.delete_namespaced_deployment(READINESS_CHECK, ns),

@@ -301,12 +301,14 @@ def rollout(
     ingress_conflict_check: Callable[[], list[str]],
 ) -> Iterator[Rollout]:
     """agent-runtime settled, traffic target (Ingress + token); afterwards the Deployment's
-    pod template and progressDeadlineSeconds are put back as they were, and it is Ready."""
+    pod template, progressDeadlineSeconds and change-cause are put back as they were, and
+    the namespace is Ready."""
     ns = codelab_stack.namespace
     wait_ready(k8s_client, ns, timeout=codelab_timeouts.deploy)
     original = apps_v1.read_namespaced_deployment(DEPLOYMENT, ns)
     template = k8s_client.sanitize_for_serialization(original.spec.template)
     deadline = original.spec.progress_deadline_seconds
+    cause = (original.metadata.annotations or {}).get(CHANGE_CAUSE)
     yield Rollout(
         ns,
         apps_v1,
@@ -324,6 +326,13 @@ def rollout(
         patch.append({"op": "replace", "path": "/spec/template", "value": template})
     if current.spec.progress_deadline_seconds != deadline:
         patch.append({"op": "replace", "path": "/spec/progressDeadlineSeconds", "value": deadline})
+    annotations = current.metadata.annotations or {}
+    if annotations.get(CHANGE_CAUSE) != cause:
+        path = "/metadata/annotations/" + CHANGE_CAUSE.replace("~", "~0").replace("/", "~1")
+        if cause is None:
+            patch.append({"op": "remove", "path": path})
+        else:
+            patch.append({"op": "add", "path": path, "value": cause})
     if patch:
         apps_v1.patch_namespaced_deployment(
             DEPLOYMENT, ns, patch, _content_type="application/json-patch+json"

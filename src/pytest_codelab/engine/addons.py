@@ -64,9 +64,13 @@ def kubectl(layout: Layout, *args: str, stdin: str | None = None, timeout: float
     return proc.stdout
 
 
-def apply_and_wait(layout: Layout, timeout: int = 120) -> None:
-    """Apply every add-on, then wait until each reports its ready condition."""
+def apply(layout: Layout) -> None:
+    """Create every add-on's objects (their pods start once the node is Ready)."""
     kubectl(layout, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=render(layout))
+
+
+def wait(layout: Layout, timeout: int = 120) -> None:
+    """Wait until each add-on reports its ready condition."""
     for namespace, target, condition in READY:
         ns = ["-n", namespace] if namespace else []
         try:
@@ -84,6 +88,12 @@ def apply_and_wait(layout: Layout, timeout: int = 120) -> None:
                 f"add-on {target} did not become {condition} within {timeout}s",
                 exc.detail + "\n" + describe_pods(layout, namespace),
             ) from exc
+
+
+def apply_and_wait(layout: Layout, timeout: int = 120) -> None:
+    """Apply every add-on, then wait until each reports its ready condition."""
+    apply(layout)
+    wait(layout, timeout)
 
 
 def describe_pods(layout: Layout, namespace: str | None) -> str:

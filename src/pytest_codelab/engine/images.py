@@ -60,8 +60,13 @@ SERVICES = {
 }
 SERVICE_UID = 10001  # manifests run the services with runAsUser/runAsGroup 10001
 PYTHON_PACKAGES = (
-    "python3", "python3-venv", "python3-psycopg2", "python3-redis",
-    "curl", "procps", "ca-certificates",
+    "python3",
+    "python3-venv",
+    "python3-psycopg2",
+    "python3-redis",
+    "curl",
+    "procps",
+    "ca-certificates",
 )
 DEFAULT_MIRRORS = (
     "deb http://deb.debian.org/debian bookworm main",
@@ -70,13 +75,28 @@ DEFAULT_MIRRORS = (
 )
 #: Left out of Debian root filesystems: documentation, and what the runtime mounts anyway.
 DPKG_EXCLUDES = (
-    "/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
+    "/usr/share/doc/*",
+    "/usr/share/man/*",
+    "/usr/share/info/*",
+    "/usr/share/locale/*",
     "/usr/share/lintian/*",
 )
-_DROP_PREFIXES = ("dev/", "proc/", "sys/", "var/cache/apt/", "var/lib/apt/lists/",
-                  "var/log/apt/", "var/cache/ldconfig/aux-cache")
-_DROP_FILES = {"var/log/dpkg.log", "var/log/alternatives.log", "var/log/bootstrap.log",
-               "etc/machine-id", "var/lib/dbus/machine-id"}
+_DROP_PREFIXES = (
+    "dev/",
+    "proc/",
+    "sys/",
+    "var/cache/apt/",
+    "var/lib/apt/lists/",
+    "var/log/apt/",
+    "var/cache/ldconfig/aux-cache",
+)
+_DROP_FILES = {
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/log/bootstrap.log",
+    "etc/machine-id",
+    "var/lib/dbus/machine-id",
+}
 
 Log = Callable[[str], None]
 
@@ -125,13 +145,25 @@ def _file_sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _run(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
-         cwd: Path | None = None, timeout: float | None = None) -> str:
+def _run(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> str:
     """Run a command; on failure raise ImageError naming it, with its output tail."""
     try:
-        proc = subprocess.run(list(cmd), env=dict(env) if env is not None else None, cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            list(cmd),
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except FileNotFoundError as exc:
         raise ImageError(f"command not found: {cmd[0]} (in: {shlex.join(cmd)})") from exc
     except subprocess.TimeoutExpired as exc:
@@ -161,8 +193,9 @@ class Entry:
     def digest(self) -> str:
         """Hash of everything that ends up in the tar (content of ``source`` included)."""
         content = _file_sha256(Path(self.source))[0] if self.source else _sha256(self.data)
-        return _sha256(_canonical([self.path, self.kind, self.mode, content, self.target,
-                                   self.uid, self.gid]))
+        return _sha256(
+            _canonical([self.path, self.kind, self.mode, content, self.target, self.uid, self.gid])
+        )
 
 
 def _clean(path: str) -> str:
@@ -179,8 +212,9 @@ def file(path: str, data: str | bytes, mode: int = 0o644, uid: int = 0, gid: int
     return Entry(_clean(path), "file", mode, raw, uid=uid, gid=gid)
 
 
-def host_file(path: str, source: Path | str, mode: int | None = None, uid: int = 0,
-              gid: int = 0) -> Entry:
+def host_file(
+    path: str, source: Path | str, mode: int | None = None, uid: int = 0, gid: int = 0
+) -> Entry:
     """A regular file copied from the host (read when the layer is hashed and written)."""
     src = Path(source)
     if not src.is_file():
@@ -199,8 +233,13 @@ def symlink(path: str, target: str) -> Entry:
     return Entry(_clean(path), "symlink", 0o777, target=target)
 
 
-def host_tree(dest: str, source: Path | str, *, exclude: Sequence[str] = ("__pycache__",),
-              mode: int | None = None) -> list[Entry]:
+def host_tree(
+    dest: str,
+    source: Path | str,
+    *,
+    exclude: Sequence[str] = ("__pycache__",),
+    mode: int | None = None,
+) -> list[Entry]:
     """Every file under a host folder, placed under ``dest`` (sorted, root-owned)."""
     src = Path(source)
     out: list[Entry] = []
@@ -260,8 +299,9 @@ def _keep(name: str) -> bool:
     return not any(name.startswith(p) for p in _DROP_PREFIXES)
 
 
-def normalize_tar(src: Path, dst: Path, *, keep: Callable[[str], bool] = _keep,
-                  clamp: int = EPOCH) -> None:
+def normalize_tar(
+    src: Path, dst: Path, *, keep: Callable[[str], bool] = _keep, clamp: int = EPOCH
+) -> None:
     """Rewrite a root filesystem tar deterministically: sorted names without ``./``, mtimes
     clamped to ``clamp``, owner names dropped (numeric ids kept), only xattr PAX headers, and
     hard links re-pointed so that each link follows the entry that holds the data."""
@@ -290,8 +330,9 @@ def normalize_tar(src: Path, dst: Path, *, keep: Callable[[str], bool] = _keep,
                 info.name = name + "/" if info.isdir() else name
                 info.mtime = min(int(source.mtime), clamp)
                 info.uname = info.gname = ""
-                info.pax_headers = {k: v for k, v in source.pax_headers.items()
-                                    if k.startswith("SCHILY.xattr.")}
+                info.pax_headers = {
+                    k: v for k, v in source.pax_headers.items() if k.startswith("SCHILY.xattr.")
+                }
                 if action == "link":
                     info.type, info.linkname, info.size = tarfile.LNKTYPE, str(arg), 0
                     tout.addfile(info)
@@ -447,15 +488,26 @@ class DebianLayer(Layer):
     hint: str = "mmdebstrap, ~1 min"
 
     def inputs(self) -> object:
-        return [self.suite, self.variant, sorted(self.packages), list(self.essential_hooks),
-                list(self.customize_hooks), [*DPKG_EXCLUDES, *self.excludes]]
+        return [
+            self.suite,
+            self.variant,
+            sorted(self.packages),
+            list(self.essential_hooks),
+            list(self.customize_hooks),
+            [*DPKG_EXCLUDES, *self.excludes],
+        ]
 
     def make(self, out: Path, builder: Builder) -> None:
         builder.ensure_tool("mmdebstrap", "mmdebstrap")
         raw = out.with_name(out.name + ".raw")
-        cmd = ["mmdebstrap", f"--variant={self.variant}", "--format=tar", "--quiet",
-               '--aptopt=APT::Install-Recommends "false"',
-               '--aptopt=APT::Install-Suggests "false"']
+        cmd = [
+            "mmdebstrap",
+            f"--variant={self.variant}",
+            "--format=tar",
+            "--quiet",
+            '--aptopt=APT::Install-Recommends "false"',
+            '--aptopt=APT::Install-Suggests "false"',
+        ]
         for pattern in (*DPKG_EXCLUDES, *self.excludes):
             cmd.append(f"--dpkgopt=path-exclude={pattern}")
         if self.packages:
@@ -463,8 +515,13 @@ class DebianLayer(Layer):
         cmd += [f"--essential-hook={h}" for h in self.essential_hooks]
         cmd += [f"--customize-hook={h}" for h in self.customize_hooks]
         cmd += [self.suite, str(raw), *apt_mirrors(self.suite)]
-        env = {"PATH": DEFAULT_PATH, "HOME": "/root", "LANG": "C.UTF-8",
-               "SOURCE_DATE_EPOCH": str(EPOCH), "TMPDIR": str(out.parent)}
+        env = {
+            "PATH": DEFAULT_PATH,
+            "HOME": "/root",
+            "LANG": "C.UTF-8",
+            "SOURCE_DATE_EPOCH": str(EPOCH),
+            "TMPDIR": str(out.parent),
+        }
         env.update({k: v for k, v in os.environ.items() if k.lower().endswith("_proxy")})
         try:
             _run(cmd, env=env, timeout=1800)
@@ -496,8 +553,16 @@ class ChrootLayer(Layer):
             root.mkdir()
             try:
                 for b in self.base:
-                    _run(["tar", "-xpf", str(builder.layer(b).path), "--numeric-owner",
-                          "-C", str(root)])
+                    _run(
+                        [
+                            "tar",
+                            "-xpf",
+                            str(builder.layer(b).path),
+                            "--numeric-owner",
+                            "-C",
+                            str(root),
+                        ]
+                    )
                 ca = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
                 (root / "tmp").mkdir(exist_ok=True)
                 if ca.is_file():
@@ -506,24 +571,42 @@ class ChrootLayer(Layer):
                 if resolv.is_symlink() or resolv.exists():
                     resolv.unlink()
                 shutil.copyfile("/etc/resolv.conf", resolv)
-                inner = {"PATH": DEFAULT_PATH, "HOME": "/root", "LANG": "C.UTF-8",
-                         "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                         "PIP_DEFAULT_TIMEOUT": "180"}
+                inner = {
+                    "PATH": DEFAULT_PATH,
+                    "HOME": "/root",
+                    "LANG": "C.UTF-8",
+                    "PIP_NO_CACHE_DIR": "1",
+                    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                    "PIP_DEFAULT_TIMEOUT": "180",
+                }
                 if ca.is_file():
-                    inner.update(PIP_CERT="/tmp/build-ca.crt", SSL_CERT_FILE="/tmp/build-ca.crt",
-                                 REQUESTS_CA_BUNDLE="/tmp/build-ca.crt")
-                for k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST",
-                          "http_proxy", "https_proxy", "no_proxy"):
+                    inner.update(
+                        PIP_CERT="/tmp/build-ca.crt",
+                        SSL_CERT_FILE="/tmp/build-ca.crt",
+                        REQUESTS_CA_BUNDLE="/tmp/build-ca.crt",
+                    )
+                for k in (
+                    "PIP_INDEX_URL",
+                    "PIP_EXTRA_INDEX_URL",
+                    "PIP_TRUSTED_HOST",
+                    "http_proxy",
+                    "https_proxy",
+                    "no_proxy",
+                ):
                     if k in os.environ:
                         inner[k] = os.environ[k]
                 envs = " ".join(shlex.quote(f"{k}={v}") for k, v in inner.items())
                 # A private mount namespace: the bind mounts vanish with the process.
-                setup = (f'R={shlex.quote(str(root))}; mount --rbind /dev "$R/dev"; '
-                         f'mount -t proc proc "$R/proc"; '
-                         f'exec chroot "$R" /usr/bin/env -i {envs} /bin/sh -ec '
-                         f'{shlex.quote(self.script)}')
-                _run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec",
-                      setup], timeout=3600)
+                setup = (
+                    f'R={shlex.quote(str(root))}; mount --rbind /dev "$R/dev"; '
+                    f'mount -t proc proc "$R/proc"; '
+                    f'exec chroot "$R" /usr/bin/env -i {envs} /bin/sh -ec '
+                    f"{shlex.quote(self.script)}"
+                )
+                _run(
+                    ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec", setup],
+                    timeout=3600,
+                )
                 tar_tree(root, self.capture, out)
             finally:
                 _assert_unmounted(root)
@@ -574,13 +657,19 @@ def _extract_deb(deb: Path, dest: Path) -> Path:
 
 def _passwd_entries(extra_users: Sequence[tuple[str, int, str]] = ()) -> list[Entry]:
     """/etc/passwd and /etc/group with root, ``extra_users`` and nobody/nogroup; /tmp, /root."""
-    users = [("root", 0, "/root", "/bin/sh"),
-             *((n, u, h, "/sbin/nologin") for n, u, h in extra_users),
-             ("nobody", 65534, "/nonexistent", "/sbin/nologin")]
+    users = [
+        ("root", 0, "/root", "/bin/sh"),
+        *((n, u, h, "/sbin/nologin") for n, u, h in extra_users),
+        ("nobody", 65534, "/nonexistent", "/sbin/nologin"),
+    ]
     passwd = "".join(f"{n}:x:{u}:{u}:{n}:{h}:{sh}\n" for n, u, h, sh in users)
     group = "".join(f"{'nogroup' if u == 65534 else n}:x:{u}:\n" for n, u, _, _ in users)
-    return [file("etc/passwd", passwd), file("etc/group", group),
-            directory("tmp", 0o1777), directory("root", 0o700)]
+    return [
+        file("etc/passwd", passwd),
+        file("etc/group", group),
+        directory("tmp", 0o1777),
+        directory("root", 0o700),
+    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -599,9 +688,13 @@ class BusyboxLayer(Layer):
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             binary = _extract_deb(deb, Path(tmp)) / "bin" / "busybox"
             applets = _run([str(binary), "--list-full"]).split()
-            entries = [host_file("bin/busybox", binary, 0o755), *_passwd_entries(),
-                       file("etc/nsswitch.conf", "hosts: files dns\n"),
-                       directory("home"), directory("var/spool/cron/crontabs")]
+            entries = [
+                host_file("bin/busybox", binary, 0o755),
+                *_passwd_entries(),
+                file("etc/nsswitch.conf", "hosts: files dns\n"),
+                directory("home"),
+                directory("var/spool/cron/crontabs"),
+            ]
             for applet in sorted(set(applets)):
                 if applet != "bin/busybox":
                     entries.append(symlink(applet, "/bin/busybox"))
@@ -630,8 +723,13 @@ class CaCertificatesLayer(Layer):
                 raise ImageError(f"no certificates in {deb.name}")
             bundle = b"".join(c.read_bytes().rstrip(b"\n") + b"\n" for c in certs)
             with out.open("wb") as f:
-                write_tar([file("etc/ssl/certs/ca-certificates.crt", bundle),
-                           symlink("etc/ssl/cert.pem", "certs/ca-certificates.crt")], f)
+                write_tar(
+                    [
+                        file("etc/ssl/certs/ca-certificates.crt", bundle),
+                        symlink("etc/ssl/cert.pem", "certs/ca-certificates.crt"),
+                    ],
+                    f,
+                )
 
 
 # --------------------------------------------------------------------------- images
@@ -692,8 +790,16 @@ class Recipe:
 
     def key(self) -> str:
         """Cache key of the archive: layer keys, config and tags."""
-        return _sha256(_canonical([RECIPE_VERSION, list(self.tags),
-                                   [la.key() for la in self.layers], self.config.to_json()]))
+        return _sha256(
+            _canonical(
+                [
+                    RECIPE_VERSION,
+                    list(self.tags),
+                    [la.key() for la in self.layers],
+                    self.config.to_json(),
+                ]
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -743,8 +849,11 @@ class Builder:
         if os.geteuid() != 0:
             raise ImageError(f"{tool} is missing: apt-get install {package} (as root)")
         self.log(f"[images] installing {package} (apt-get)...")
-        _run(["apt-get", "install", "-y", "-q", package], timeout=900,
-             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        _run(
+            ["apt-get", "install", "-y", "-q", package],
+            timeout=900,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
 
     def layer(self, layer: Layer) -> LayerResult:
         """The layer's tar from the cache, building it first if its inputs are new."""
@@ -772,10 +881,21 @@ class Builder:
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
-            meta.write_text(json.dumps({"name": layer.name, "digest": f"sha256:{digest}",
-                                        "size": size, "built": time.time()}, indent=1))
-            self.log(f"[images] {layer.role} {layer.name}: built, {size / 1e6:.1f} MB "
-                     f"in {time.monotonic() - started:.1f}s")
+            meta.write_text(
+                json.dumps(
+                    {
+                        "name": layer.name,
+                        "digest": f"sha256:{digest}",
+                        "size": size,
+                        "built": time.time(),
+                    },
+                    indent=1,
+                )
+            )
+            self.log(
+                f"[images] {layer.role} {layer.name}: built, {size / 1e6:.1f} MB "
+                f"in {time.monotonic() - started:.1f}s"
+            )
             result = LayerResult(path, f"sha256:{digest}", size)
             self._done[key] = result
             return result
@@ -801,27 +921,43 @@ class Builder:
             finally:
                 tmp.unlink(missing_ok=True)
             size = archive.stat().st_size
-            meta.write_text(json.dumps({
-                "key": key, "tags": list(recipe.tags), "config": config_digest, "size": size,
-                "layers": [{"name": la.name, "digest": r.digest, "size": r.size}
-                           for la, r in zip(recipe.layers, results, strict=True)],
-            }, indent=1))
-            self.log(f"[images] image {recipe.name} ({', '.join(recipe.tags)}): "
-                     f"{size / 1e6:.1f} MB in {time.monotonic() - started:.1f}s -> {archive}")
+            meta.write_text(
+                json.dumps(
+                    {
+                        "key": key,
+                        "tags": list(recipe.tags),
+                        "config": config_digest,
+                        "size": size,
+                        "layers": [
+                            {"name": la.name, "digest": r.digest, "size": r.size}
+                            for la, r in zip(recipe.layers, results, strict=True)
+                        ],
+                    },
+                    indent=1,
+                )
+            )
+            self.log(
+                f"[images] image {recipe.name} ({', '.join(recipe.tags)}): "
+                f"{size / 1e6:.1f} MB in {time.monotonic() - started:.1f}s -> {archive}"
+            )
             return archive
 
 
 def image_config(recipe: Recipe, results: Sequence[LayerResult]) -> bytes:
     """The image config JSON (canonical bytes, so its digest is stable)."""
-    return _canonical({
-        "architecture": "amd64",
-        "os": "linux",
-        "created": CREATED,
-        "config": recipe.config.to_json(),
-        "rootfs": {"type": "layers", "diff_ids": [r.digest for r in results]},
-        "history": [{"created": CREATED, "created_by": f"pytest-codelab images: {la.name}"}
-                    for la in recipe.layers],
-    })
+    return _canonical(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": CREATED,
+            "config": recipe.config.to_json(),
+            "rootfs": {"type": "layers", "diff_ids": [r.digest for r in results]},
+            "history": [
+                {"created": CREATED, "created_by": f"pytest-codelab images: {la.name}"}
+                for la in recipe.layers
+            ],
+        }
+    )
 
 
 def write_archive(out: Path, recipe: Recipe, results: Sequence[LayerResult]) -> str:
@@ -833,8 +969,13 @@ def write_archive(out: Path, recipe: Recipe, results: Sequence[LayerResult]) -> 
     config = image_config(recipe, results)
     config_hex = _sha256(config)
     layer_paths = [f"blobs/sha256/{r.digest.split(':', 1)[1]}" for r in results]
-    manifest = [{"Config": f"blobs/sha256/{config_hex}", "RepoTags": list(recipe.tags),
-                 "Layers": layer_paths}]
+    manifest = [
+        {
+            "Config": f"blobs/sha256/{config_hex}",
+            "RepoTags": list(recipe.tags),
+            "Layers": layer_paths,
+        }
+    ]
 
     def add(tar: tarfile.TarFile, name: str, size: int, fobj: BinaryIO | None) -> None:
         info = tarfile.TarInfo(name)
@@ -887,48 +1028,73 @@ def normalize_ref(ref: str, *, short: bool = False) -> str:
 # --------------------------------------------------------------------------- recipes
 
 
-def debian_layer(name: str, packages: Sequence[str], *, essential_hooks: Sequence[str] = (),
-                 customize_hooks: Sequence[str] = (),
-                 excludes: Sequence[str] = ()) -> DebianLayer:
+def debian_layer(
+    name: str,
+    packages: Sequence[str],
+    *,
+    essential_hooks: Sequence[str] = (),
+    customize_hooks: Sequence[str] = (),
+    excludes: Sequence[str] = (),
+) -> DebianLayer:
     """A Debian bookworm minbase root filesystem with ``packages`` (no recommends, no docs;
     ``excludes`` are more dpkg path-exclude patterns)."""
-    return DebianLayer(name, tuple(packages), tuple(essential_hooks), tuple(customize_hooks),
-                       tuple(excludes))
+    return DebianLayer(
+        name, tuple(packages), tuple(essential_hooks), tuple(customize_hooks), tuple(excludes)
+    )
 
 
 def _system_user(name: str, uid: int, home: str, shell: str = "/usr/sbin/nologin") -> str:
     """An essential hook creating a system user/group with a fixed id before the packages
     that would create it with a random one (so securityContext ids are predictable)."""
-    return (f'echo "{name}:x:{uid}:" >> "$1/etc/group"; '
-            f'echo "{name}:!::" >> "$1/etc/gshadow"; '
-            f'echo "{name}:x:{uid}:{uid}:{name}:{home}:{shell}" >> "$1/etc/passwd"; '
-            f'echo "{name}:!:19000:0:99999:7:::" >> "$1/etc/shadow"')
+    return (
+        f'echo "{name}:x:{uid}:" >> "$1/etc/group"; '
+        f'echo "{name}:!::" >> "$1/etc/gshadow"; '
+        f'echo "{name}:x:{uid}:{uid}:{name}:{home}:{shell}" >> "$1/etc/passwd"; '
+        f'echo "{name}:!:19000:0:99999:7:::" >> "$1/etc/shadow"'
+    )
 
 
 def python_layer() -> DebianLayer:
     """Python base: Debian python3 + psycopg2 + redis + venv + curl + procps, user 10001."""
-    return debian_layer("python", PYTHON_PACKAGES, essential_hooks=[
-        _system_user("codelab", SERVICE_UID, "/app"),
-    ])
+    return debian_layer(
+        "python",
+        PYTHON_PACKAGES,
+        essential_hooks=[
+            _system_user("codelab", SERVICE_UID, "/app"),
+        ],
+    )
 
 
 def static_base_layers() -> tuple[Layer, ...]:
     """What a single static binary needs: passwd/group (root, nonroot 65532, nobody), /tmp,
     nsswitch.conf and the Mozilla CA bundle."""
-    files = FilesLayer("static-base", tuple([
-        *_passwd_entries([("nonroot", 65532, "/home/nonroot")]),
-        directory("home/nonroot", 0o700, 65532, 65532),
-        file("etc/nsswitch.conf", "hosts: files dns\n"),
-        directory("var/run"),
-    ]))
+    files = FilesLayer(
+        "static-base",
+        tuple(
+            [
+                *_passwd_entries([("nonroot", 65532, "/home/nonroot")]),
+                directory("home/nonroot", 0o700, 65532, 65532),
+                file("etc/nsswitch.conf", "hosts: files dns\n"),
+                directory("var/run"),
+            ]
+        ),
+    )
     return (CaCertificatesLayer(), files)
 
 
-def static(name: str, binary: Path | str, entrypoint: Sequence[str] | None = None, *,
-           tags: Sequence[str] | None = None, path: str | None = None,
-           cmd: Sequence[str] | None = None, user: str = "",
-           env_vars: Mapping[str, str] | None = None, ports: Sequence[str] = (),
-           extra: Sequence[Entry] = ()) -> Recipe:
+def static(
+    name: str,
+    binary: Path | str,
+    entrypoint: Sequence[str] | None = None,
+    *,
+    tags: Sequence[str] | None = None,
+    path: str | None = None,
+    cmd: Sequence[str] | None = None,
+    user: str = "",
+    env_vars: Mapping[str, str] | None = None,
+    ports: Sequence[str] = (),
+    extra: Sequence[Entry] = (),
+) -> Recipe:
     """An image of one static binary (distroless-like): CA bundle, passwd, /tmp, the binary.
 
     ``name`` names the archive and is the tag unless ``tags`` are given; the binary goes to
@@ -941,41 +1107,63 @@ def static(name: str, binary: Path | str, entrypoint: Sequence[str] | None = Non
         name=name.replace("/", "_").replace(":", "_"),
         tags=tuple(tags) if tags else (name,),
         layers=(*static_base_layers(), code),
-        config=ImageConfig(entrypoint=tuple(entrypoint) if entrypoint else (dest,),
-                           cmd=tuple(cmd) if cmd is not None else None,
-                           env=env(**dict(env_vars or {})), user=user, ports=tuple(ports)),
+        config=ImageConfig(
+            entrypoint=tuple(entrypoint) if entrypoint else (dest,),
+            cmd=tuple(cmd) if cmd is not None else None,
+            env=env(**dict(env_vars or {})),
+            user=user,
+            ports=tuple(ports),
+        ),
         description=f"static binary {src.name}",
     )
 
 
 def busybox_recipe() -> Recipe:
     """busybox:1.36 / busybox:latest (Debian's busybox-static; see images/README.md)."""
-    return Recipe("busybox", ("busybox:1.36", "busybox:latest"), (BusyboxLayer(),),
-                  ImageConfig(cmd=("sh",)), "busybox-static with applet symlinks")
+    return Recipe(
+        "busybox",
+        ("busybox:1.36", "busybox:latest"),
+        (BusyboxLayer(),),
+        ImageConfig(cmd=("sh",)),
+        "busybox-static with applet symlinks",
+    )
 
 
 def debian_base_recipe() -> Recipe:
     """codelab/debian-base:bookworm: minbase + ca-certificates, for ad-hoc tools."""
-    return Recipe("debian-base", ("codelab/debian-base:bookworm",),
-                  (debian_layer("debian-base", ["ca-certificates"]),),
-                  ImageConfig(cmd=("bash",)), "Debian bookworm minbase")
+    return Recipe(
+        "debian-base",
+        ("codelab/debian-base:bookworm",),
+        (debian_layer("debian-base", ["ca-certificates"]),),
+        ImageConfig(cmd=("bash",)),
+        "Debian bookworm minbase",
+    )
 
 
 def python_recipe() -> Recipe:
     """codelab/python-base:bookworm: the layer every Python service image starts from."""
-    return Recipe("python", ("codelab/python-base:bookworm",), (python_layer(),),
-                  ImageConfig(cmd=("python3",), env=env(LANG="C.UTF-8")), "Python base")
+    return Recipe(
+        "python",
+        ("codelab/python-base:bookworm",),
+        (python_layer(),),
+        ImageConfig(cmd=("python3",), env=env(LANG="C.UTF-8")),
+        "Python base",
+    )
 
 
 def service_code_layer(service: str, src: Path | None = None) -> FilesLayer:
     """The code layer of one service: the shared module and the service's own module."""
     services = (src or source_dir()) / "services"
     module, _port = SERVICES[service]
-    return FilesLayer(f"{service}-code", (
-        directory("app", 0o755),
-        host_file("app/codelab_common.py", services / "codelab_common.py", 0o644),
-        host_file(f"app/{module}", services / module, 0o644),
-    ), role="code layer")
+    return FilesLayer(
+        f"{service}-code",
+        (
+            directory("app", 0o755),
+            host_file("app/codelab_common.py", services / "codelab_common.py", 0o644),
+            host_file(f"app/{module}", services / module, 0o644),
+        ),
+        role="code layer",
+    )
 
 
 def service_recipe(service: str, version: str, src: Path | None = None) -> Recipe:
@@ -987,12 +1175,23 @@ def service_recipe(service: str, version: str, src: Path | None = None) -> Recip
         layers=(python_layer(), service_code_layer(service, src)),
         config=ImageConfig(
             entrypoint=("python3", "-u", f"/app/{module}"),
-            env=env(LANG="C.UTF-8", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
-                    SERVICE_NAME=service, SERVICE_VERSION=version, PORT=str(port)),
-            workdir="/app", ports=(f"{port}/tcp",), user=f"{SERVICE_UID}:{SERVICE_UID}",
-            labels=(("org.opencontainers.image.title", service),
-                    ("org.opencontainers.image.version", version)),
-            stop_signal="SIGTERM"),
+            env=env(
+                LANG="C.UTF-8",
+                PYTHONUNBUFFERED="1",
+                PYTHONDONTWRITEBYTECODE="1",
+                SERVICE_NAME=service,
+                SERVICE_VERSION=version,
+                PORT=str(port),
+            ),
+            workdir="/app",
+            ports=(f"{port}/tcp",),
+            user=f"{SERVICE_UID}:{SERVICE_UID}",
+            labels=(
+                ("org.opencontainers.image.title", service),
+                ("org.opencontainers.image.version", version),
+            ),
+            stop_signal="SIGTERM",
+        ),
         description=f"CodeLab {service} {version} (reference implementation)",
     )
 
@@ -1002,7 +1201,8 @@ def postgres_recipe(src: Path | None = None) -> Recipe:
     contract (POSTGRES_USER/PASSWORD/DB, PGDATA, initdb on first start, uid 999)."""
     scripts = (src or source_dir()) / "postgres"
     base = debian_layer(
-        "postgres", ["postgresql-15"],
+        "postgres",
+        ["postgresql-15"],
         essential_hooks=[_system_user("postgres", 999, "/var/lib/postgresql", "/bin/bash")],
         customize_hooks=[
             'chroot "$1" pg_dropcluster 15 main || true',
@@ -1013,61 +1213,113 @@ def postgres_recipe(src: Path | None = None) -> Recipe:
             '"$1/docker-entrypoint-initdb.d"',
             'chown -R 999:999 "$1/var/run/postgresql" "$1/var/lib/postgresql"',
             'chmod 3777 "$1/var/run/postgresql"; chmod 1777 "$1/var/lib/postgresql/data"',
-            "sed -ri \"s!^#?(jit)\\s*=\\s*\\S+.*!\\1 = off!\" "
+            'sed -ri "s!^#?(jit)\\s*=\\s*\\S+.*!\\1 = off!" '
             '"$1/usr/share/postgresql/15/postgresql.conf.sample"',
         ],
         # LLVM (JIT only) is 130 MB of the 370: without llvmjit.so PostgreSQL skips JIT.
-        excludes=["/usr/lib/x86_64-linux-gnu/libLLVM-*", "/usr/lib/x86_64-linux-gnu/libz3.so*",
-                  "/usr/lib/postgresql/15/lib/llvmjit*", "/usr/lib/postgresql/15/lib/bitcode/*"])
-    entry = FilesLayer("postgres-entrypoint", (
-        host_file("usr/local/bin/docker-entrypoint.sh", scripts / "docker-entrypoint.sh", 0o755),
-    ))
-    return Recipe("postgres", ("postgres:15-alpine",), (base, entry), ImageConfig(
-        entrypoint=("docker-entrypoint.sh",), cmd=("postgres",),
-        env=env(PATH="/usr/lib/postgresql/15/bin:" + DEFAULT_PATH, LANG="C.UTF-8",
-                PG_MAJOR="15", PGDATA="/var/lib/postgresql/data"),
-        ports=("5432/tcp",), stop_signal="SIGINT", volumes=("/var/lib/postgresql/data",)),
-        "Debian postgresql-15 with the official entrypoint contract")
+        excludes=[
+            "/usr/lib/x86_64-linux-gnu/libLLVM-*",
+            "/usr/lib/x86_64-linux-gnu/libz3.so*",
+            "/usr/lib/postgresql/15/lib/llvmjit*",
+            "/usr/lib/postgresql/15/lib/bitcode/*",
+        ],
+    )
+    entry = FilesLayer(
+        "postgres-entrypoint",
+        (host_file("usr/local/bin/docker-entrypoint.sh", scripts / "docker-entrypoint.sh", 0o755),),
+    )
+    return Recipe(
+        "postgres",
+        ("postgres:15-alpine",),
+        (base, entry),
+        ImageConfig(
+            entrypoint=("docker-entrypoint.sh",),
+            cmd=("postgres",),
+            env=env(
+                PATH="/usr/lib/postgresql/15/bin:" + DEFAULT_PATH,
+                LANG="C.UTF-8",
+                PG_MAJOR="15",
+                PGDATA="/var/lib/postgresql/data",
+            ),
+            ports=("5432/tcp",),
+            stop_signal="SIGINT",
+            volumes=("/var/lib/postgresql/data",),
+        ),
+        "Debian postgresql-15 with the official entrypoint contract",
+    )
 
 
 def redis_recipe(src: Path | None = None) -> Recipe:
     """redis:7-alpine: Debian redis-server 7 on 6379, /data, protected mode off, uid 999."""
     scripts = (src or source_dir()) / "redis"
     base = debian_layer(
-        "redis", ["redis-server"],
+        "redis",
+        ["redis-server"],
         essential_hooks=[_system_user("redis", 999, "/var/lib/redis")],
-        customize_hooks=['mkdir -p "$1/data" && chown 999:999 "$1/data"',
-                         'rm -f "$1/etc/redis/redis.conf.dpkg-dist"'])
-    entry = FilesLayer("redis-entrypoint", (
-        host_file("usr/local/bin/docker-entrypoint.sh", scripts / "docker-entrypoint.sh", 0o755),
-    ))
-    return Recipe("redis", ("redis:7-alpine",), (base, entry), ImageConfig(
-        entrypoint=("docker-entrypoint.sh",), cmd=("redis-server",), env=env(LANG="C.UTF-8"),
-        workdir="/data", ports=("6379/tcp",), volumes=("/data",)),
-        "Debian redis-server 7 with the official entrypoint contract")
+        customize_hooks=[
+            'mkdir -p "$1/data" && chown 999:999 "$1/data"',
+            'rm -f "$1/etc/redis/redis.conf.dpkg-dist"',
+        ],
+    )
+    entry = FilesLayer(
+        "redis-entrypoint",
+        (host_file("usr/local/bin/docker-entrypoint.sh", scripts / "docker-entrypoint.sh", 0o755),),
+    )
+    return Recipe(
+        "redis",
+        ("redis:7-alpine",),
+        (base, entry),
+        ImageConfig(
+            entrypoint=("docker-entrypoint.sh",),
+            cmd=("redis-server",),
+            env=env(LANG="C.UTF-8"),
+            workdir="/data",
+            ports=("6379/tcp",),
+            volumes=("/data",),
+        ),
+        "Debian redis-server 7 with the official entrypoint contract",
+    )
 
 
-def litellm_recipe(image: str = LITELLM_IMAGE, version: str = LITELLM_VERSION,
-                   src: Path | None = None) -> Recipe:
+def litellm_recipe(
+    image: str = LITELLM_IMAGE, version: str = LITELLM_VERSION, src: Path | None = None
+) -> Recipe:
     """The LiteLLM proxy: real ``litellm[proxy]`` from PyPI in a venv layer, offline (local
     cost map; models answer with ``mock_response``). Needs LITELLM_MASTER_KEY to start."""
     config = (src or source_dir()) / "litellm" / "config.yaml"
     venv = ChrootLayer(
-        "litellm-venv", (python_layer(),),
-        script=("python3 -m venv /opt/litellm\n"
-                f"/opt/litellm/bin/pip install -q 'litellm[proxy]=={version}'\n"
-                "LITELLM_LOCAL_MODEL_COST_MAP=True "
-                "/opt/litellm/bin/python -c 'import litellm.proxy.proxy_server'\n"),
-        capture=("opt/litellm",), role="venv layer", hint="pip install litellm[proxy], ~2 min")
+        "litellm-venv",
+        (python_layer(),),
+        script=(
+            "python3 -m venv /opt/litellm\n"
+            f"/opt/litellm/bin/pip install -q 'litellm[proxy]=={version}'\n"
+            "LITELLM_LOCAL_MODEL_COST_MAP=True "
+            "/opt/litellm/bin/python -c 'import litellm.proxy.proxy_server'\n"
+        ),
+        capture=("opt/litellm",),
+        role="venv layer",
+        hint="pip install litellm[proxy], ~2 min",
+    )
     conf = FilesLayer("litellm-config", (host_file("app/config.yaml", config, 0o644),))
-    return Recipe("litellm", (image,), (python_layer(), venv, conf), ImageConfig(
-        entrypoint=("/opt/litellm/bin/litellm",),
-        cmd=("--config", "/app/config.yaml", "--port", "4000"),
-        env=env(PATH="/opt/litellm/bin:" + DEFAULT_PATH, LANG="C.UTF-8",
-                PYTHONUNBUFFERED="1", LITELLM_LOCAL_MODEL_COST_MAP="True",
-                LITELLM_TELEMETRY="False"),
-        workdir="/app", ports=("4000/tcp",)),
-        f"LiteLLM proxy {version} (PyPI) for offline use")
+    return Recipe(
+        "litellm",
+        (image,),
+        (python_layer(), venv, conf),
+        ImageConfig(
+            entrypoint=("/opt/litellm/bin/litellm",),
+            cmd=("--config", "/app/config.yaml", "--port", "4000"),
+            env=env(
+                PATH="/opt/litellm/bin:" + DEFAULT_PATH,
+                LANG="C.UTF-8",
+                PYTHONUNBUFFERED="1",
+                LITELLM_LOCAL_MODEL_COST_MAP="True",
+                LITELLM_TELEMETRY="False",
+            ),
+            workdir="/app",
+            ports=("4000/tcp",),
+        ),
+        f"LiteLLM proxy {version} (PyPI) for offline use",
+    )
 
 
 def recipes(src: Path | None = None, *, litellm_image: str | None = None) -> dict[str, Recipe]:
@@ -1088,8 +1340,13 @@ def recipes(src: Path | None = None, *, litellm_image: str | None = None) -> dic
 
 
 #: Names build_all() builds by default (debian-base and python are only helpers).
-DEFAULT_SET = ("busybox", *(f"{s}-{v}" for s in SERVICES for v in SERVICE_VERSIONS),
-               "postgres", "redis", "litellm")
+DEFAULT_SET = (
+    "busybox",
+    *(f"{s}-{v}" for s in SERVICES for v in SERVICE_VERSIONS),
+    "postgres",
+    "redis",
+    "litellm",
+)
 #: Group names accepted by build()/the CLI.
 GROUPS = {
     "services": tuple(f"{s}-{v}" for s in SERVICES for v in SERVICE_VERSIONS),
@@ -1105,21 +1362,25 @@ def expand(names: Iterable[str], table: Mapping[str, Recipe]) -> list[str]:
     for n in names:
         for m in GROUPS.get(n, (n,)):
             if m not in table:
-                raise ImageError(f"unknown image recipe {m!r}; known: {', '.join(table)}, "
-                                 f"groups: {', '.join(GROUPS)}")
+                raise ImageError(
+                    f"unknown image recipe {m!r}; known: {', '.join(table)}, "
+                    f"groups: {', '.join(GROUPS)}"
+                )
             if m not in out:
                 out.append(m)
     return out
 
 
-def build_recipe(recipe: Recipe, *, cache: Path | None = None, force: bool = False,
-                 log: Log | None = None) -> Path:
+def build_recipe(
+    recipe: Recipe, *, cache: Path | None = None, force: bool = False, log: Log | None = None
+) -> Path:
     """Build one recipe (e.g. from :func:`static`) and return its docker-archive path."""
     return Builder(cache, log or _stderr, force).build(recipe)
 
 
-def build(name: str, *, cache: Path | None = None, force: bool = False,
-          log: Log | None = None) -> Path:
+def build(
+    name: str, *, cache: Path | None = None, force: bool = False, log: Log | None = None
+) -> Path:
     """Build the named recipe (see :func:`recipes`) and return its docker-archive path."""
     table = recipes()
     names = expand([name], table)
@@ -1128,9 +1389,14 @@ def build(name: str, *, cache: Path | None = None, force: bool = False,
     return build_recipe(table[names[0]], cache=cache, force=force, log=log)
 
 
-def build_all(names: Iterable[str] | None = None, *, cache: Path | None = None,
-              force: bool = False, log: Log | None = None,
-              litellm_image: str | None = None) -> dict[str, Path]:
+def build_all(
+    names: Iterable[str] | None = None,
+    *,
+    cache: Path | None = None,
+    force: bool = False,
+    log: Log | None = None,
+    litellm_image: str | None = None,
+) -> dict[str, Path]:
     """Build recipes (default :data:`DEFAULT_SET`; groups allowed) sharing cached layers;
     returns recipe name -> archive path."""
     table = recipes(litellm_image=litellm_image)
@@ -1148,9 +1414,16 @@ def archive_tags(archive: Path) -> list[str]:
     return [normalize_ref(t) for m in manifest for t in m.get("RepoTags") or []]
 
 
-def load_image(archive: Path, *, containerd_address: str, namespace: str = "k8s.io",
-               name: str | None = None, ctr: str = "ctr", snapshotter: str | None = None,
-               timeout: float = 900) -> list[str]:
+def load_image(
+    archive: Path,
+    *,
+    containerd_address: str,
+    namespace: str = "k8s.io",
+    name: str | None = None,
+    ctr: str = "ctr",
+    snapshotter: str | None = None,
+    timeout: float = 900,
+) -> list[str]:
     """Import a docker-archive into containerd (``ctr images import``), like ``kind load``.
 
     ``name`` adds one more reference to the imported image. Returns the image names now
@@ -1180,8 +1453,10 @@ def load_image(archive: Path, *, containerd_address: str, namespace: str = "k8s.
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pytest_codelab.engine.images build|list|load``."""
-    parser = argparse.ArgumentParser(prog="python -m pytest_codelab.engine.images",
-                                     description="Build CodeLab images as docker-archives.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_codelab.engine.images",
+        description="Build CodeLab images as docker-archives.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build recipes (default: all) into the cache")
     b.add_argument("names", nargs="*", help=f"recipes or groups ({', '.join(GROUPS)})")
@@ -1197,8 +1472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            paths = build_all(args.names or None, force=args.force,
-                              litellm_image=args.litellm_image)
+            paths = build_all(
+                args.names or None, force=args.force, litellm_image=args.litellm_image
+            )
             for n, p in paths.items():
                 print(f"{n}\t{p}")
         elif args.command == "list":
@@ -1209,8 +1485,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{n:22} {' '.join(r.tags):48} {where}")
         else:
             for a in args.archives:
-                names = load_image(a, containerd_address=args.address,
-                                   namespace=args.namespace, name=args.name, ctr=args.ctr)
+                names = load_image(
+                    a,
+                    containerd_address=args.address,
+                    namespace=args.namespace,
+                    name=args.name,
+                    ctr=args.ctr,
+                )
                 print(f"{a}: {' '.join(names)}")
     except ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)

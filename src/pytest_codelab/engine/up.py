@@ -21,7 +21,7 @@ from typing import Any
 import requests
 import urllib3
 
-from pytest_codelab.engine import addons, config, images_load, pki, processes, versions
+from pytest_codelab.engine import addons, config, images_load, pki, processes
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import (
     API_SERVICE_IP,
@@ -266,30 +266,32 @@ class Starter:
         self.cluster.save()
         return comp
 
-    def etcd_and_containerd(self) -> None:
-        etcd = self.start("etcd", config.etcd_args(self.layout))
+    def datastore_runtime_apiserver(self, with_addons: bool) -> None:
+        """etcd, containerd and the API server start together (the API server retries
+        etcd); images are imported while the API server boots."""
+        lay = self.layout
+        etcd = self.start("etcd", config.etcd_args(lay))
         ctrd = self.start(
             "containerd",
-            [
-                str(self.layout.bin / "containerd"),
-                "--config",
-                str(self.layout.state / "containerd.toml"),
-            ],
+            [str(lay.bin / "containerd"), "--config", str(lay.state / "containerd.toml")],
         )
+        api = self.start("kube-apiserver", config.apiserver_args(lay))
         wait_component(etcd, http_ok(f"http://{NODE_IP}:2381/health"), 30)
-        wait_component(ctrd, lambda: (self.layout.containerd_socket.exists(), "no socket yet"), 30)
+        wait_component(ctrd, lambda: (lay.containerd_socket.exists(), "no socket yet"), 30)
+        with step("images"):
+            images_load.load_engine_images(lay, with_addons)
+        wait_component(api, http_ok(f"{lay.server}/readyz", **admin_tls(lay)), 60)
 
-    def apiserver(self) -> None:
-        comp = self.start("kube-apiserver", config.apiserver_args(self.layout))
-        tls = admin_tls(self.layout)
-        wait_component(comp, http_ok(f"{self.layout.server}/readyz", **tls), 60)
-
-    def control_plane_and_node(self) -> None:
+    def control_plane_and_node(self, with_addons: bool) -> None:
+        """Controllers, scheduler, kubelet and kube-proxy start together; add-on objects are
+        created while the node registers."""
         lay = self.layout
         cm = self.start("kube-controller-manager", config.controller_manager_args(lay))
         sched = self.start("kube-scheduler", config.scheduler_args(lay))
         kubelet = self.start("kubelet", config.kubelet_args(lay))
         proxy = self.start("kube-proxy", config.kube_proxy_args(lay))
+        if with_addons:
+            addons.apply(lay)
         wait_component(cm, http_ok(f"https://{NODE_IP}:10257/healthz", verify=False), 30)
         wait_component(sched, http_ok(f"https://{NODE_IP}:10259/healthz", verify=False), 30)
         wait_component(proxy, http_ok(f"http://{NODE_IP}:10256/healthz"), 30)
@@ -370,15 +372,10 @@ def run_actions(cluster: Cluster, with_addons: bool) -> None:
     with step("certificates and configuration"):
         make_pki(layout)
         write_configs(layout)
-    with step("etcd and containerd"):
-        s.etcd_and_containerd()
-    with step("images"):
-        images_load.load_engine_images(layout, with_addons)
-    with step("kube-apiserver"):
-        s.apiserver()
+    with step("etcd, containerd, kube-apiserver"):
+        s.datastore_runtime_apiserver(with_addons)
     with step("controller-manager, scheduler, kubelet, kube-proxy; node Ready"):
-        s.control_plane_and_node()
+        s.control_plane_and_node(with_addons)
     if with_addons:
-        with step("add-ons (CoreDNS, metrics-server, local-path, Traefik)"):
-            addons.apply_and_wait(layout)
-    _ = versions  # pins are reported by status
+        with step("add-ons Ready (CoreDNS, metrics-server, local-path, Traefik)"):
+            addons.wait(layout)

@@ -1,0 +1,711 @@
+"""Issue 6: autoscaling under load: the HPAs scale out, stay in bounds, new pods take traffic,
+replicas come back down; the VPA recommends; Locust can run distributed.
+
+A Locust load (``loadtests/codelab.py``: a token from auth-service, then whoami / CPU-burning
+``/api/v1/work`` / sessions calls through the Ingress) pushes agent-runtime and the gateway
+above their CPU targets while a ``Timeline`` samples every HPA and its Deployment every 2 s. The
+load runs once per module (bounded: at most 90 s) and stops early once every HPA under test
+has scaled out and its new pods have served traffic for a while; the tests then judge the
+recorded history, so a red test says what the HPA did, second by second. Charts of the run
+(requests/s, latency, replicas with scaling events) go to the gate report.
+
+Scale-down is checked only where the gate may shorten the HPA's scale-down stabilization window
+(300 s by default): in a namespace it created.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from pytest_codelab import load, report
+from pytest_codelab.fixtures import skip_if_missing_kind
+from pytest_codelab.manifests import source_of
+from pytest_codelab.namespaces import NamespaceInfo
+from pytest_codelab.safety import require_disruptive
+from pytest_codelab.settings import Settings
+from pytest_codelab.stack import StackInfo
+from pytest_codelab.timeline import (
+    HpaSample,
+    Timeline,
+    TimelineData,
+    describe,
+    event_source,
+    first_time,
+    hpa_sampler,
+)
+from pytest_codelab.traffic import Target
+from pytest_codelab.waiting import Timeouts
+
+#: HPAs the load must push above their CPU target, and the Deployment label of their pods.
+SCALED = {"agent-runtime-hpa": "agent-runtime", "gateway-hpa": "gateway"}
+#: The bounded load: users, spawn rate, run time (s), work rounds per /api/v1/work.
+LOAD_USERS, LOAD_SPAWN_RATE, LOAD_RUN_TIME = 20, 5.0, 90.0
+LOAD_ENV = {
+    "CODELAB_LOAD_WORK_ROUNDS": "60000",
+    "CODELAB_LOAD_MIX": "whoami=6,work=3,session=1",
+    "CODELAB_LOAD_WAIT": "0.1-0.4",
+}
+#: Deadlines (s, scaled by --codelab-timeout-scale): HPAs steady before the load, first
+#: scale-out after load start, back to minReplicas after it.
+SETTLE_DEADLINE, SCALE_OUT_DEADLINE, SCALE_DOWN_DEADLINE = 120.0, 75.0, 150.0
+#: Seconds of traffic new pods get after they are Ready, before the load may stop early.
+TRAFFIC_AFTER_READY = 15.0
+OAUTH_SECRET, OAUTH_SECRET_KEY = "oauth-secret", "client-secret"
+SCALE_DOWN_WINDOW = 0
+VPA = ("autoscaling.k8s.io", "v1", "verticalpodautoscalers", "agent-runtime-vpa")
+
+#: Marks of the tests that put the stack under load (the offline test has none of these).
+e2e, cluster, disruptive, slow = (
+    pytest.mark.e2e,
+    pytest.mark.cluster,
+    pytest.mark.disruptive,
+    pytest.mark.slow,
+)
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def secret_value(core: client.CoreV1Api, namespace: str, name: str, key: str) -> str:
+    """One decoded Secret value (never logged); skips when it cannot be read."""
+    try:
+        data = core.read_namespaced_secret(name, namespace).data or {}
+    except ApiException as exc:
+        pytest.skip(f"cannot read secret/{name} in {namespace}: HTTP {exc.status}")
+    if key not in data:
+        pytest.skip(f"secret/{name} in {namespace} has no key {key!r}")
+    return base64.b64decode(data[key]).decode()
+
+
+def oauth_client_id(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> str:
+    """auth-service's OAUTH2_CLIENT_ID when it restricts the client, else the load's own id."""
+    deployment = apps.read_namespaced_deployment("auth-service", namespace)
+    for container in deployment.spec.template.spec.containers:
+        for env in container.env or []:
+            if env.name != "OAUTH2_CLIENT_ID":
+                continue
+            ref = env.value_from.secret_key_ref if env.value_from else None
+            if ref is not None:
+                return secret_value(core, namespace, ref.name, ref.key)
+            return str(env.value or "pytest-codelab-load")
+    return "pytest-codelab-load"
+
+
+def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> dict[str, client.V1Pod]:
+    return {
+        p.metadata.name: p
+        for p in core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    }
+
+
+def is_ready(pod: client.V1Pod) -> bool:
+    conditions = pod.status.conditions if pod.status else None
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
+
+
+def pod_metrics_reason(api: client.ApiClient, namespace: str, pods: set[str]) -> str | None:
+    """None when metrics.k8s.io serves usage for all ``pods``, else why not (one line)."""
+    try:
+        listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "metrics.k8s.io", "v1beta1", namespace, "pods", _request_timeout=10
+        )
+    except ApiException as exc:
+        if exc.status in (404, 503):
+            return (
+                f"metrics.k8s.io is not served (HTTP {exc.status}): install metrics-server, "
+                "HPAs cannot read CPU without it"
+            )
+        return f"metrics.k8s.io pods in {namespace}: HTTP {exc.status}"
+    have = {item["metadata"]["name"] for item in listing.get("items", []) if item.get("containers")}
+    missing = sorted(pods - have)
+    if missing:
+        return f"metrics.k8s.io has no usage yet for {len(missing)} pod(s): {', '.join(missing)}"
+    return None
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80]
+
+
+@dataclass
+class ScaleOut:
+    """The module's load run and what the cluster did during it."""
+
+    namespace: str
+    hpas: dict[str, client.V2HorizontalPodAutoscaler]
+    before: dict[str, set[str]]
+    timeline: Timeline
+    record: Path
+    load_started: float = 0.0
+    load_stopped: float = 0.0
+    result: load.LoadResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def samples(self, hpa: str) -> list[HpaSample]:
+        return self.timeline.samples(hpa)
+
+    def history(self, hpa: str) -> str:
+        during = [s for s in self.samples(hpa) if s.t >= self.load_started - 10]
+        return describe(during)
+
+    def describe_load(self) -> str:
+        return self.result.describe() if self.result else "no load result"
+
+    def save(self, data: TimelineData | None = None, title: str = "") -> Path:
+        """(Re)write the report record: Locust's result and the timeline so far."""
+        return report.write_load_record(
+            self.record,
+            title=title or f"autoscaling under load ({self.namespace})",
+            load=self.result,
+            timeline=data or self.timeline.data(),
+            t0=self.load_started,
+            notes=self.notes,
+        )
+
+
+# ----------------------------------------------------------------- offline
+
+
+@pytest.mark.offline
+@pytest.mark.requirement("6/hpa: every HPA can scale (maxReplicas > minReplicas)")
+def test_every_hpa_can_scale(
+    codelab_manifest_objects: list[dict[str, Any]], codelab_settings: Settings
+) -> None:
+    """An HPA whose maxReplicas equals its minReplicas never adds a pod under load."""
+    stuck = []
+    for obj in codelab_manifest_objects:
+        if obj.get("kind") != "HorizontalPodAutoscaler":
+            continue
+        spec = obj.get("spec") or {}
+        lo, hi = spec.get("minReplicas", 1), spec.get("maxReplicas")
+        if hi is not None and hi <= lo:
+            target = (spec.get("scaleTargetRef") or {}).get("name", "?")
+            stuck.append(
+                f"HPA {obj['metadata']['name']} ({source_of(obj) or 'no source'}) cannot scale "
+                f"{target}: minReplicas {lo}, maxReplicas {hi}"
+            )
+    assert not stuck, (
+        f"in {codelab_settings.manifests or 'the bundled manifests'} with profile "
+        f"{codelab_settings.profile}: " + "; ".join(stuck)
+    )
+
+
+# ----------------------------------------------------------------- metrics
+
+
+@pytest.fixture(scope="module")
+def metrics_problem(
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    codelab_stack: StackInfo,
+    codelab_timeouts: Timeouts,
+) -> str | None:
+    """None once metrics.k8s.io serves usage of every CodeLab pod, else why not (waits up
+    to a minute: metrics-server needs one scrape after a pod starts)."""
+    ns = codelab_stack.namespace
+    pods = {name for app in SCALED.values() for name in pods_of(core_v1, ns, app)}
+    deadline = time.monotonic() + 60 * codelab_timeouts.api / Timeouts.api
+    reason = pod_metrics_reason(k8s_client, ns, pods)
+    while reason and "not served" not in reason and time.monotonic() < deadline:
+        time.sleep(5)
+        reason = pod_metrics_reason(k8s_client, ns, pods)
+    return reason
+
+
+@e2e
+@cluster
+@pytest.mark.requirement("6/metrics: the cluster serves pod metrics (metrics.k8s.io) to HPAs")
+def test_metrics_api_serves_pod_metrics(metrics_problem: str | None) -> None:
+    """metrics-server (or another metrics.k8s.io provider) reports the CodeLab pods' usage."""
+    if metrics_problem:
+        pytest.fail(metrics_problem, pytrace=False)
+
+
+# ----------------------------------------------------------------- the load run
+
+
+@pytest.fixture(scope="module")
+def load_image(codelab_settings: Settings) -> tuple[str, bool]:
+    """The Locust worker image and whether it was configured (else the local default)."""
+    configured = getattr(codelab_settings, "load_image", None)
+    return str(configured or load.DEFAULT_LOCUST_IMAGE), bool(configured)
+
+
+def worker_image_skip_reason(core: client.CoreV1Api, image: str, configured: bool) -> str | None:
+    """Why worker pods cannot run: the default image is missing from every node."""
+    if configured:
+        return None  # a registry image: the kubelet pulls it
+    having, nodes = load.nodes_with_image(core, image)
+    if having:
+        return None
+    return (
+        f"Locust worker image {image} is not on any node ({', '.join(nodes) or 'none'}): build "
+        "and import it (image recipe 'locust', see loadtests/README.md) or run with "
+        "--codelab-load-workers 0"
+    )
+
+
+def master_host(settings: Settings, target: Target) -> str:
+    """Where worker pods reach the master: configured, else this host's address on the route
+    to the ingress (the node reaches the engine host at its veth address, 172.31.254.1)."""
+    configured = getattr(settings, "load_master_host", None)
+    return str(configured or load.local_address_towards(target.address))
+
+
+@pytest.fixture(scope="module")
+def scale_out(
+    metrics_problem: str | None,
+    codelab_stack: StackInfo,
+    codelab_settings: Settings,
+    codelab_namespace: NamespaceInfo,
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    ingress_target: Target,
+    codelab_timeouts: Timeouts,
+    load_image: tuple[str, bool],
+) -> Iterator[ScaleOut]:
+    """Run the module's load once and record what the HPAs did (see the module docstring)."""
+    # Module fixtures run before the per-test disruptive guard: check here too.
+    require_disruptive(codelab_settings, codelab_namespace)
+    if metrics_problem:
+        pytest.skip(f"HPA tests need pod metrics: {metrics_problem}")
+    ns = codelab_stack.namespace
+    scale = codelab_timeouts.api / Timeouts.api
+    autoscaling = client.AutoscalingV2Api(k8s_client)
+    hpas = {
+        h.metadata.name: h for h in autoscaling.list_namespaced_horizontal_pod_autoscaler(ns).items
+    }
+    missing = sorted(set(SCALED) - set(hpas))
+    if missing:
+        pytest.fail(f"HPAs {', '.join(missing)} not found in {ns}; found: {sorted(hpas)}")
+    workers = codelab_settings.load_workers
+    if workers:
+        reason = worker_image_skip_reason(core_v1, *load_image)
+        if reason:
+            pytest.skip(reason)
+    out_dir = codelab_settings.report_dir / "load" / safe_name(ns)
+    timeline = Timeline(
+        hpa_sampler(k8s_client, ns),
+        events=event_source(core_v1, ns),
+        interval=2.0,
+        max_seconds=600,
+    )
+    run = ScaleOut(ns, hpas, {}, timeline, out_dir / "scale-out.record.json")
+    with timeline:
+        settle(run, SETTLE_DEADLINE * scale)
+        run.before = {app: set(pods_of(core_v1, ns, app)) for app in SCALED.values()}
+        spec = load.LoadSpec(
+            host=ingress_target.base_url,
+            users=LOAD_USERS,
+            spawn_rate=LOAD_SPAWN_RATE,
+            run_time=LOAD_RUN_TIME,
+            name="scale-out",
+            env={
+                **LOAD_ENV,
+                "CODELAB_INGRESS_HOST": ingress_target.server_name,
+                "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns),
+                load.SECRET_ENV: secret_value(core_v1, ns, OAUTH_SECRET, OAUTH_SECRET_KEY),
+            },
+            remote_workers=workers,
+            master_bind_host="0.0.0.0" if workers else "127.0.0.1",
+        )
+        with contextlib.ExitStack() as stack:
+            if workers:
+                locust, pods = stack.enter_context(
+                    load.distributed(
+                        spec,
+                        out_dir,
+                        core_v1,
+                        ns,
+                        image=load_image[0],
+                        master_host=master_host(codelab_settings, ingress_target),
+                        secret_env={load.SECRET_ENV: (OAUTH_SECRET, OAUTH_SECRET_KEY)},
+                        pod_env={k: v for k, v in spec.env.items() if k != load.SECRET_ENV},
+                    )
+                )
+                run.notes.append(f"{workers} Locust worker pods: {', '.join(pods.names)}")
+            else:
+                locust = stack.enter_context(load.LocustRun(spec, out_dir))
+            run.load_started = locust.started or time.time()
+            timeline.mark("load start")
+            drive(run, locust, core_v1, SCALE_OUT_DEADLINE * scale)
+            locust.stop("stopped by the test: every HPA scaled out and new pods took traffic")
+            locust.wait(timeout=load.STOP_GRACE)
+            run.load_stopped = time.time()
+            timeline.mark("load stop")
+            run.result = locust.result()
+        run.save()
+        yield run
+    run.save(timeline.stop())
+
+
+def settle(run: ScaleOut, deadline: float) -> None:
+    """Wait until every HPA under test reports CPU and sits at minReplicas (an idle stack that
+    scaled out on its own would make the scale-out unprovable)."""
+    end = time.monotonic() + deadline
+    while True:
+        latest = {name: run.timeline.latest(name) for name in SCALED}
+        waiting = [
+            f"{name}: "
+            + (
+                "no sample yet"
+                if s is None
+                else f"{s.current} replicas (min {s.min}), cpu {s.cpu}%/{s.cpu_target}%"
+            )
+            for name, s in latest.items()
+            if s is None or s.cpu is None or s.current > s.min
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > end:
+            pytest.fail(
+                f"HPAs not steady at minReplicas with CPU metrics {deadline:.0f}s before any "
+                f"load: {'; '.join(waiting)}",
+                pytrace=False,
+            )
+        time.sleep(2)
+
+
+def drive(run: ScaleOut, locust: load.LocustRun, core: client.CoreV1Api, deadline: float) -> None:
+    """Keep the load on until every HPA scaled out and its new pods had traffic for a while,
+    the scale-out deadline passed without it, or Locust ended."""
+    ready_since: dict[str, float] = {}
+    while locust.running:
+        now = time.time()
+        for hpa, app in SCALED.items():
+            if hpa in ready_since:
+                continue
+            latest = run.timeline.latest(hpa)
+            if latest is None or latest.current <= latest.min:
+                continue
+            new = [
+                p
+                for n, p in pods_of(core, run.namespace, app).items()
+                if n not in run.before[app] and is_ready(p)
+            ]
+            if new:
+                ready_since[hpa] = now
+        done = len(ready_since) == len(SCALED) and all(
+            now - t >= TRAFFIC_AFTER_READY for t in ready_since.values()
+        )
+        late = now - run.load_started > deadline and len(ready_since) < len(SCALED)
+        if done or late:
+            if late:
+                run.notes.append(
+                    f"load stopped: no scale-out of {set(SCALED) - set(ready_since)}"
+                    f" {deadline:.0f}s after load start"
+                )
+            return
+        locust.wait(timeout=2)
+
+
+# ----------------------------------------------------------------- tests under load
+
+
+def attach(request: pytest.FixtureRequest, run: ScaleOut) -> None:
+    report.attach_load_record(request.node, run.save())
+
+
+@pytest.mark.parametrize("hpa", sorted(SCALED))
+@e2e
+@cluster
+@disruptive
+@slow
+@pytest.mark.requirement("6/hpa: under load, replicas rise above minReplicas within a deadline")
+def test_hpa_scales_out_under_load(
+    hpa: str, scale_out: ScaleOut, request: pytest.FixtureRequest, codelab_timeouts: Timeouts
+) -> None:
+    """The load pushes the HPA's Deployment above its CPU target: it adds replicas in time."""
+    attach(request, scale_out)
+    deadline = SCALE_OUT_DEADLINE * codelab_timeouts.api / Timeouts.api
+    samples = [s for s in scale_out.samples(hpa) if s.t >= scale_out.load_started]
+    first = first_time(samples, lambda s: s.current > s.min)
+    peak_cpu = max((s.cpu for s in samples if s.cpu is not None), default=None)
+    target = samples[-1].cpu_target if samples else None
+    spec = scale_out.hpas[hpa].spec
+    assert first is not None and first - scale_out.load_started <= deadline, (
+        f"HPA {hpa} did not scale out within {deadline:.0f}s of load start "
+        f"(minReplicas {spec.min_replicas}, maxReplicas {spec.max_replicas}, peak CPU "
+        f"{peak_cpu}% for a target of {target}%"
+        + (f", first scale-out at +{first - scale_out.load_started:.0f}s" if first else "")
+        + f"); seen: {scale_out.history(hpa)}\n{scale_out.describe_load()}"
+    )
+
+
+@pytest.mark.parametrize("hpa", sorted(SCALED))
+@e2e
+@cluster
+@disruptive
+@slow
+@pytest.mark.requirement("6/hpa: replicas never exceed maxReplicas")
+def test_hpa_never_exceeds_max_replicas(
+    hpa: str, scale_out: ScaleOut, request: pytest.FixtureRequest
+) -> None:
+    """Neither the HPA's current/desired replicas nor its Deployment's go above maxReplicas."""
+    attach(request, scale_out)
+    samples = scale_out.samples(hpa)
+    assert samples, f"HPA {hpa}: no samples were recorded"
+    over = [s for s in samples if max(s.current, s.desired, s.spec_replicas or 0) > s.max]
+    assert not over, f"HPA {hpa} went above maxReplicas {over[0].max}: " + "; ".join(
+        f"+{s.t - scale_out.load_started:.0f}s current {s.current} desired {s.desired} "
+        f"deployment {s.spec_replicas}"
+        for s in over[:5]
+    )
+
+
+@pytest.mark.parametrize("hpa", sorted(SCALED))
+@e2e
+@cluster
+@disruptive
+@slow
+@pytest.mark.requirement("6/hpa: new pods become Ready and take traffic")
+def test_new_pods_ready_and_take_traffic(
+    hpa: str,
+    scale_out: ScaleOut,
+    core_v1: client.CoreV1Api,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Pods added by the scale-out become Ready, and answer requests of the load (the pod
+    names in X-Served-By / X-Upstream-Served-By)."""
+    attach(request, scale_out)
+    assert scale_out.result is not None
+    app = SCALED[hpa]
+    now = pods_of(core_v1, scale_out.namespace, app)
+    header = "X-Upstream-Served-By" if app == "agent-runtime" else "X-Served-By"
+    served = load.served_pods(scale_out.result, app, header)
+    new_served = sorted(set(served) - scale_out.before[app])
+    ready_peak = max((s.ready or 0 for s in scale_out.samples(hpa)), default=0)
+    seen = (
+        f"pods before the load: {sorted(scale_out.before[app])}; Ready replicas peaked at "
+        f"{ready_peak}; pods that answered ({header}): "
+        + (", ".join(f"{p} x{int(e['count'])}" for p, e in sorted(served.items())) or "none")
+        + f"; pods now: {sorted(now)}"
+    )
+    assert ready_peak > len(scale_out.before[app]), (
+        f"HPA {hpa}: no pod added by the scale-out became Ready; {seen}\n{scale_out.history(hpa)}"
+    )
+    assert len(served) >= 2, f"HPA {hpa}: requests were answered by fewer than 2 pods; {seen}"
+    assert new_served, f"HPA {hpa}: no pod added by the scale-out answered a request; {seen}"
+
+
+@e2e
+@cluster
+@disruptive
+@slow
+@pytest.mark.requirement("6/hpa: the API keeps answering while it scales (< 1% failed)")
+def test_load_answered_while_scaling(scale_out: ScaleOut, request: pytest.FixtureRequest) -> None:
+    """Scaling out must not cost requests: at most 1% of the load's requests fail."""
+    attach(request, scale_out)
+    result = scale_out.result
+    assert result is not None and result.requests > 0, (
+        f"the load sent no request: {scale_out.describe_load()}"
+    )
+    assert result.failed <= 0.01 * result.requests, scale_out.describe_load()
+
+
+# ----------------------------------------------------------------- scale-down
+
+
+@dataclass(frozen=True)
+class ScaleDown:
+    """When each HPA came back to minReplicas after the load (None: not within deadline)."""
+
+    back_at: dict[str, float | None]
+    deadline: float
+
+
+@pytest.fixture(scope="module")
+def scale_down(
+    scale_out: ScaleOut,
+    codelab_namespace: NamespaceInfo,
+    k8s_client: client.ApiClient,
+    codelab_timeouts: Timeouts,
+) -> Iterator[ScaleDown]:
+    """Shorten every scaled HPA's scale-down stabilization window (in the gate's own
+    namespace only), wait for minReplicas, and restore the HPAs' behavior."""
+    if not codelab_namespace.created:
+        pytest.skip(
+            f"scale-down not checked: it needs the HPAs' scale-down stabilization window "
+            f"(300 s by default) shortened, which the gate does only in a namespace it created, "
+            f"not in {codelab_namespace.name}"
+        )
+    api = client.AutoscalingV2Api(k8s_client)
+    ns = scale_out.namespace
+    original = {
+        name: k8s_client.sanitize_for_serialization(hpa.spec.behavior)
+        for name, hpa in scale_out.hpas.items()
+        if name in SCALED
+    }
+    deadline = SCALE_DOWN_DEADLINE * codelab_timeouts.api / Timeouts.api
+    try:
+        for name in original:
+            api.patch_namespaced_horizontal_pod_autoscaler(
+                name,
+                ns,
+                {
+                    "spec": {
+                        "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW}}
+                    }
+                },
+            )
+        scale_out.timeline.mark(f"scale-down window set to {SCALE_DOWN_WINDOW}s")
+        started = time.time()
+        back: dict[str, float | None] = dict.fromkeys(original)
+        while time.time() - started < deadline and None in back.values():
+            for name in back:
+                latest = scale_out.timeline.latest(name)
+                if (
+                    back[name] is None
+                    and latest
+                    and latest.t > started
+                    and latest.current <= latest.min
+                ):
+                    back[name] = latest.t
+            time.sleep(2)
+        yield ScaleDown(back, deadline)
+    finally:
+        for name, behavior in original.items():
+            with contextlib.suppress(ApiException):
+                api.patch_namespaced_horizontal_pod_autoscaler(
+                    name, ns, {"spec": {"behavior": behavior}}
+                )
+
+
+@pytest.mark.parametrize("hpa", sorted(SCALED))
+@e2e
+@cluster
+@disruptive
+@slow
+@pytest.mark.requirement("6/hpa: replicas return to minReplicas after the load")
+def test_hpa_scales_down_after_load(
+    hpa: str, scale_down: ScaleDown, scale_out: ScaleOut, request: pytest.FixtureRequest
+) -> None:
+    """With the stabilization window shortened, the HPA returns to minReplicas in time."""
+    attach(request, scale_out)
+    back = scale_down.back_at[hpa]
+    assert back is not None, (
+        f"HPA {hpa} did not return to minReplicas {scale_out.hpas[hpa].spec.min_replicas} "
+        f"within {scale_down.deadline:.0f}s after the load (stabilization window "
+        f"{SCALE_DOWN_WINDOW}s); seen: {scale_out.history(hpa)}"
+    )
+
+
+# ----------------------------------------------------------------- VPA
+
+
+@e2e
+@cluster
+@pytest.mark.requirement("6/vpa: the VPA recommends resources for agent-runtime")
+def test_vpa_recommends_resources(
+    k8s_client: client.ApiClient,
+    codelab_stack: StackInfo,
+    codelab_timeouts: Timeouts,
+) -> None:
+    """Where the VPA runs, agent-runtime-vpa gets a target recommendation for its container."""
+    skip_if_missing_kind(k8s_client, "autoscaling.k8s.io/v1", "VerticalPodAutoscaler")
+    group, version, plural, name = VPA
+    api = client.CustomObjectsApi(k8s_client)
+    deadline = time.monotonic() + codelab_timeouts.rollout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = api.get_namespaced_custom_object(
+                group, version, codelab_stack.namespace, plural, name
+            )
+        except ApiException as exc:
+            pytest.fail(f"{plural}/{name} in {codelab_stack.namespace}: HTTP {exc.status}")
+        recs = ((last.get("status") or {}).get("recommendation") or {}).get(
+            "containerRecommendations"
+        ) or []
+        if any(r.get("containerName") == "agent-runtime" and r.get("target") for r in recs):
+            return
+        time.sleep(10)
+    pytest.fail(
+        f"VPA {name} gave no target for container agent-runtime within "
+        f"{codelab_timeouts.rollout:.0f}s; status: {(last or {}).get('status')}",
+        pytrace=False,
+    )
+
+
+# ----------------------------------------------------------------- distributed Locust
+
+
+@e2e
+@cluster
+@disruptive
+@slow
+@pytest.mark.requirement("6/load: Locust worker pods drive the load (--codelab-load-workers)")
+def test_distributed_load_workers(
+    codelab_settings: Settings,
+    codelab_stack: StackInfo,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    ingress_target: Target,
+    load_image: tuple[str, bool],
+    request: pytest.FixtureRequest,
+) -> None:
+    """N worker pods connect to the master on the gate's host and their requests reach
+    CodeLab through the Ingress."""
+    workers = codelab_settings.load_workers
+    if not workers:
+        pytest.skip("distributed load not requested: pass --codelab-load-workers N")
+    reason = worker_image_skip_reason(core_v1, *load_image)
+    if reason:
+        pytest.skip(reason)
+    ns = codelab_stack.namespace
+    spec = load.LoadSpec(
+        host=ingress_target.base_url,
+        users=max(2, workers * 2),
+        spawn_rate=4,
+        run_time=20,
+        name="distributed",
+        env={
+            "CODELAB_INGRESS_HOST": ingress_target.server_name,
+            "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns),
+            "CODELAB_LOAD_MIX": "whoami=1,work=0,session=0",
+            load.SECRET_ENV: secret_value(core_v1, ns, OAUTH_SECRET, OAUTH_SECRET_KEY),
+        },
+        remote_workers=workers,
+        master_bind_host="0.0.0.0",
+        expect_workers_wait=90,
+    )
+    out_dir = codelab_settings.report_dir / "load" / safe_name(ns)
+    with load.distributed(
+        spec,
+        out_dir,
+        core_v1,
+        ns,
+        image=load_image[0],
+        master_host=master_host(codelab_settings, ingress_target),
+        secret_env={load.SECRET_ENV: (OAUTH_SECRET, OAUTH_SECRET_KEY)},
+        pod_env={k: v for k, v in spec.env.items() if k != load.SECRET_ENV},
+    ) as (locust, pods):
+        locust.wait()
+        pod_state = pods.describe()
+        pod_logs = pods.logs()
+    result = locust.result()
+    record = report.write_load_record(
+        out_dir / "distributed.record.json",
+        title=f"distributed Locust ({workers} worker pods, {ns})",
+        load=result,
+        timeline=None,
+        t0=result.started,
+    )
+    report.attach_load_record(request.node, record)
+    seen = f"{result.describe()}\nworker pods: {pod_state}\n{pod_logs}"
+    assert result.connected_workers == workers, (
+        f"{result.connected_workers} of {workers} worker pods connected to the master; {seen}"
+    )
+    assert result.requests > 0 and result.failed == 0, seen
