@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client
 
 from pytest_codelab import podtools, traffic
-from pytest_codelab.diagnostics import pod_summary
+from pytest_codelab.diagnostics import event_line, pod_summary, sorted_events
 from pytest_codelab.errors import RolloutFailed
 from pytest_codelab.stack import StackInfo, label_selector, wait_ready
 from pytest_codelab.waiting import Timeouts, Waiter, rollout_status, wait_until
@@ -49,6 +49,10 @@ STUCK_DEADLINE = 30
 DEADLINE_SLACK = 45
 MISSING_TAG = "0.0.0-codelab-gate-missing"
 TRAFFIC_PATH = "/api/v1/whoami"
+#: Events that explain dropped requests (HPA rescales, pods stopped) in a failure message.
+WINDOW_EVENT_REASONS = frozenset(
+    {"SuccessfulRescale", "ScalingReplicaSet", "Killing", "SuccessfulDelete", "Unhealthy"}
+)
 
 Exec = Callable[..., podtools.ExecResult]
 
@@ -345,7 +349,20 @@ def assert_no_failures(rollout: Rollout, report: traffic.TrafficReport, phase: s
         return
     conflicts = rollout.conflicts()
     also = f"\n(the host is also claimed by {', '.join(conflicts)})" if conflicts else ""
+    start, end = report.results[0].wall - 10, report.results[-1].wall + 1
+    events = [
+        event_line(e)
+        for e in sorted_events(rollout.core, rollout.namespace)
+        if e.reason in WINDOW_EVENT_REASONS and start <= _event_wall(e) <= end
+    ]
+    if events:
+        also += "\nscaling and pod stops meanwhile:\n  " + "\n  ".join(events)
     pytest.fail(f"requests failed during {phase}:\n{report.describe()}{also}", pytrace=False)
+
+
+def _event_wall(event: client.CoreV1Event) -> float:
+    moment = event.last_timestamp or event.event_time or event.first_timestamp
+    return moment.timestamp() if moment else 0.0
 
 
 # ----------------------------------------------------------------- tests

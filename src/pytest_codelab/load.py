@@ -357,6 +357,77 @@ def parse_stats(path: Path) -> list[EndpointStats]:
     ]
 
 
+def percentile(histogram: Mapping[float, int], count: int, percent: float) -> float | None:
+    """Locust's percentile of a response-time histogram (rounded ms -> count)."""
+    if count <= 0 or not histogram:
+        return None
+    wanted = int(count * percent)
+    processed = 0
+    for value in sorted(histogram, reverse=True):
+        processed += histogram[value]
+        if count - processed <= wanted:
+            return float(value)
+    return float(min(histogram))
+
+
+def parse_final_stats(path: Path) -> list[EndpointStats]:
+    """Per-endpoint stats and the ``Aggregated`` total from ``--json-file``: Locust writes it
+    at shutdown from the live stats (the CSV is rewritten only every second, and may lag)."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows: list[EndpointStats] = []
+    merged: dict[float, int] = {}
+    totals = {"requests": 0, "failures": 0, "time": 0.0, "max": 0.0}
+    first, last = math.inf, 0.0
+    for entry in entries:
+        histogram = {float(k): int(v) for k, v in (entry.get("response_times") or {}).items()}
+        for key, value in histogram.items():
+            merged[key] = merged.get(key, 0) + value
+        requests = int(entry.get("num_requests") or 0)
+        start = float(entry.get("start_time") or 0.0)
+        end = float(entry.get("last_request_timestamp") or start)
+        first, last = min(first, start), max(last, end)
+        totals["requests"] += requests
+        totals["failures"] += int(entry.get("num_failures") or 0)
+        totals["time"] += float(entry.get("total_response_time") or 0.0)
+        totals["max"] = max(totals["max"], float(entry.get("max_response_time") or 0.0))
+        rows.append(
+            EndpointStats(
+                method=str(entry.get("method") or ""),
+                name=str(entry.get("name") or ""),
+                requests=requests,
+                failures=int(entry.get("num_failures") or 0),
+                median=percentile(histogram, requests, 0.5),
+                average=(float(entry.get("total_response_time") or 0) / requests)
+                if requests
+                else None,
+                p95=percentile(histogram, requests, 0.95),
+                p99=percentile(histogram, requests, 0.99),
+                max=float(entry["max_response_time"]) if requests else None,
+                rps=requests / (end - start) if end > start else 0.0,
+            )
+        )
+    count = int(totals["requests"])
+    rows.sort(key=lambda r: (r.name, r.method))
+    rows.append(
+        EndpointStats(
+            method="",
+            name="Aggregated",
+            requests=count,
+            failures=int(totals["failures"]),
+            median=percentile(merged, count, 0.5),
+            average=totals["time"] / count if count else None,
+            p95=percentile(merged, count, 0.95),
+            p99=percentile(merged, count, 0.99),
+            max=totals["max"] if count else None,
+            rps=count / (last - first) if count and last > first else 0.0,
+        )
+    )
+    return rows
+
+
 def parse_failures(path: Path) -> list[FailureRow]:
     """``*_failures.csv``, most frequent first."""
     rows = [
@@ -422,6 +493,7 @@ class LocustRun:
             "log": Path(p + ".log"),
             "output": Path(p + ".out"),
             "served_by": Path(p + "_served_by.json"),
+            "final": Path(p + "_final.json"),
         }
 
     def command(self) -> list[str]:
@@ -446,6 +518,8 @@ class LocustRun:
             "--csv",
             str(self.prefix),
             "--csv-full-history",
+            "--json-file",
+            str(self.prefix) + "_final",
             "--html",
             str(files["html"]),
             "--only-summary",
@@ -601,7 +675,7 @@ class LocustRun:
     def result(self) -> LoadResult:
         """Parse what Locust wrote; call after ``wait()`` or ``stop()``."""
         files = self.files
-        rows = parse_stats(files["stats"])
+        rows = parse_final_stats(files["final"]) or parse_stats(files["stats"])
         total = next((r for r in rows if r.name == "Aggregated"), None)
         served: dict[str, Any] = {}
         connected = 0

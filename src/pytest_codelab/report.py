@@ -17,6 +17,7 @@ collector on the controller, writes at session end and points pytest's ``--junit
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 import time
@@ -39,6 +40,8 @@ HTML_NAME, JSON_NAME, JUNIT_NAME = "report.html", "report.json", "junit.xml"
 MESSAGE_LIMIT = 4000
 #: Seconds of timeline shown before the load started.
 LEAD_IN = 20.0
+#: The CPU chart's axis ends at this multiple of the highest target (1000 % hides the rest).
+CPU_AXIS_CAP = 3.0
 OUTCOME_ORDER = ("failed", "error", "xpassed", "passed", "xfailed", "skipped")
 FAILING = frozenset({"failed", "error"})
 
@@ -286,15 +289,17 @@ class ReportCollector:
         return "passed" if counts["passed"] else "no tests passed"
 
     def requirements(self) -> list[dict[str, Any]]:
-        """Each requirement with the worst outcome of its tests, in first-seen order."""
+        """Each requirement with the worst outcome of its tests; ordered by section number,
+        then by the order tests ran."""
         by_text: dict[str, list[TestEntry]] = {}
         for entry in self.tests.values():
             for text in entry.requirements:
                 by_text.setdefault(text, []).append(entry)
+        order = {text: i for i, text in enumerate(by_text)}
         out = []
-        for text, entries in sorted(by_text.items(), key=lambda kv: _requirement_key(kv[0])):
+        for text, entries in sorted(by_text.items(), key=lambda kv: _requirement_key(kv[0], order)):
             status = min((e.outcome for e in entries), key=OUTCOME_ORDER.index)
-            if status in ("xfailed",):
+            if status == "xfailed":
                 status = "skipped"
             if status == "skipped" and any(e.outcome == "passed" for e in entries):
                 status = "passed"
@@ -351,9 +356,7 @@ class ReportCollector:
             "cluster": self.cluster.__dict__,
             "settings": settings,
             "requirements": self.requirements(),
-            "tests": [
-                e.to_dict() for e in sorted(self.tests.values(), key=lambda e: _test_key(e))
-            ],
+            "tests": [e.to_dict() for e in sorted(self.tests.values(), key=lambda e: _test_key(e))],
             "load_runs": self._load_data(),
             "notes": list(self.notes),
         }
@@ -373,12 +376,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _requirement_key(text: str) -> tuple[Any, ...]:
+def _requirement_key(text: str, order: Mapping[str, int]) -> tuple[Any, ...]:
+    """Section numbers first ("5.10" after "5.9"), then first appearance."""
     head = text.split(":", 1)[0].split("/", 1)[0]
-    parts = []
-    for piece in head.split("."):
-        parts.append((0, int(piece), "") if piece.isdigit() else (1, 0, piece))
-    return (*parts, text)
+    section = [(0, int(p)) if p.isdigit() else (1, 0) for p in head.split(".")]
+    return (section, order.get(text, 0))
 
 
 def _test_key(entry: TestEntry) -> tuple[int, str]:
@@ -402,13 +404,16 @@ class Series:
 
 @dataclass(frozen=True)
 class Mark:
-    """A vertical line at ``x`` (an event), numbered on the chart and listed below it."""
+    """A vertical line at ``x`` (an event), numbered on the chart; the numbered list is
+    rendered once per load run."""
 
     x: float
     label: str
     kind: str
+    number: int = 0
 
 
+_CLIP_IDS = itertools.count(1)
 MARK_COLORS = {
     "marker": "#24292f",
     "scale": "#0969da",
@@ -425,12 +430,11 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / max(1, count)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(lo / step) * step
-    ticks = []
-    value = start
-    while value <= hi + step * 0.001:
-        ticks.append(round(value, 10))
+    value = math.floor(lo / step) * step
+    ticks = [round(value, 10)]
+    while value < hi - step * 0.001:
         value += step
+        ticks.append(round(value, 10))
     return ticks
 
 
@@ -472,14 +476,19 @@ def svg_chart(
     def py(y: float) -> float:
         return top + plot_h - (y - y0) / (y1 - y0) * plot_h
 
+    clip = f"clip{next(_CLIP_IDS)}"
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" class="chart">',
+        f'<defs><clipPath id="{clip}"><rect x="{left}" y="{top - 1}" width="{plot_w}" '
+        f'height="{plot_h + 2}"/></clipPath></defs>',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot"/>',
     ]
     for tick in y_ticks:
         y = py(tick)
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+        )
         out.append(
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">'
             f"{_fmt(tick)}</text>"
@@ -502,7 +511,8 @@ def svg_chart(
             f'<text x="12" y="{top + plot_h / 2:.0f}" text-anchor="middle" class="axis" '
             f'transform="rotate(-90 12 {top + plot_h / 2:.0f})">{html.escape(y_label)}</text>'
         )
-    for number, mark in enumerate(marks, 1):
+    for index, mark in enumerate(marks, 1):
+        number = mark.number or index
         if not x0 <= mark.x <= x1:
             continue
         x = px(mark.x)
@@ -522,8 +532,8 @@ def svg_chart(
             continue
         dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
         out.append(
-            f'<path d="{path}" fill="none" stroke="{s.color}" stroke-width="{s.width}"{dash}>'
-            f"<title>{html.escape(s.label)}</title></path>"
+            f'<path d="{path}" fill="none" stroke="{s.color}" stroke-width="{s.width}"{dash} '
+            f'clip-path="url(#{clip})"><title>{html.escape(s.label)}</title></path>'
         )
     out.append("</svg>")
     return "".join(out)
@@ -559,21 +569,24 @@ def _legend(series: Sequence[Series]) -> str:
     return f'<div class="legend">{"".join(items)}</div>'
 
 
-def _marks_list(marks: Sequence[Mark]) -> str:
+def marks_list(marks: Sequence[Mark]) -> str:
+    """The numbered events of a load run (the numbers on its charts)."""
     if not marks:
         return ""
     items = "".join(
-        f'<li style="color:{MARK_COLORS.get(m.kind, "#57606a")}"><span>+{m.x:.0f}s</span> '
-        f"{html.escape(m.label)}</li>"
+        f'<li value="{m.number}" style="color:{MARK_COLORS.get(m.kind, "#57606a")}">'
+        f"<span>{m.x:+.0f}s</span> {html.escape(m.label)}</li>"
         for m in marks
     )
-    return f'<ol class="marks">{items}</ol>'
+    return (
+        f'<div class="evhead">Events (numbered on the charts)</div><ol class="marks">{items}</ol>'
+    )
 
 
 def figure(title: str, series: Sequence[Series], marks: Sequence[Mark], **kw: Any) -> str:
     return (
-        f'<figure><figcaption>{html.escape(title)}</figcaption>{_legend(series)}'
-        f"{svg_chart(series, marks=marks, **kw)}{_marks_list(marks)}</figure>"
+        f"<figure><figcaption>{html.escape(title)}</figcaption>{_legend(series)}"
+        f"{svg_chart(series, marks=marks, **kw)}</figure>"
     )
 
 
@@ -592,9 +605,10 @@ def load_charts(run: Mapping[str, Any]) -> str:
     ends = [p["t"] for p in history] + [s["t"] for s in samples] + [e["t"] for e in events]
     x_range = (-LEAD_IN if samples else 0.0, max([e - t0 for e in ends], default=1.0))
     events = [e for e in events if e["t"] - t0 >= x_range[0]]
-    general = [Mark(e["t"] - t0, _event_label(e), e["kind"]) for e in events
-               if e["kind"] in ("marker", "scale")]
-    every = [Mark(e["t"] - t0, _event_label(e), e["kind"]) for e in events]
+    every = [
+        Mark(e["t"] - t0, _event_label(e), e["kind"], number) for number, e in enumerate(events, 1)
+    ]
+    general = [m for m in every if m.kind in ("marker", "scale")]
     parts = []
     if history:
         x = [p["t"] - t0 for p in history]
@@ -602,12 +616,24 @@ def load_charts(run: Mapping[str, Any]) -> str:
             figure(
                 "Requests/s and failures/s (Locust)",
                 [
-                    Series("requests/s", list(zip(x, [p["rps"] for p in history], strict=True)),
-                           "#0969da"),
-                    Series("failures/s", list(zip(x, [p["fps"] for p in history], strict=True)),
-                           "#cf222e"),
-                    Series("users", list(zip(x, [p["users"] for p in history], strict=True)),
-                           "#8c959f", dash="4 3", width=1.2, step=True),
+                    Series(
+                        "requests/s",
+                        list(zip(x, [p["rps"] for p in history], strict=True)),
+                        "#0969da",
+                    ),
+                    Series(
+                        "failures/s",
+                        list(zip(x, [p["fps"] for p in history], strict=True)),
+                        "#cf222e",
+                    ),
+                    Series(
+                        "users",
+                        list(zip(x, [p["users"] for p in history], strict=True)),
+                        "#8c959f",
+                        dash="4 3",
+                        width=1.2,
+                        step=True,
+                    ),
                 ],
                 general,
                 y_label="per second",
@@ -618,10 +644,12 @@ def load_charts(run: Mapping[str, Any]) -> str:
             figure(
                 "Latency: p50 and p95 (ms, current window)",
                 [
-                    Series("p50", list(zip(x, [p["p50"] for p in history], strict=True)),
-                           "#1a7f37"),
-                    Series("p95", list(zip(x, [p["p95"] for p in history], strict=True)),
-                           "#bc4c00"),
+                    Series(
+                        "p50", list(zip(x, [p["p50"] for p in history], strict=True)), "#1a7f37"
+                    ),
+                    Series(
+                        "p95", list(zip(x, [p["p95"] for p in history], strict=True)), "#bc4c00"
+                    ),
                 ],
                 general,
                 y_label="ms",
@@ -637,29 +665,72 @@ def load_charts(run: Mapping[str, Any]) -> str:
             color = PALETTE[i % len(PALETTE)]
             own = [s for s in samples if s["hpa"] == hpa and s["t"] - t0 >= x_range[0]]
             xs = [s["t"] - t0 for s in own]
-            replicas.append(Series(f"{hpa} replicas", list(zip(xs, [s["current"] for s in own],
-                                                            strict=True)), color, step=True))
-            replicas.append(Series(f"{hpa} Ready", list(zip(xs, [s["ready"] for s in own],
-                                                         strict=True)), color, dash="2 2",
-                                   width=1.2, step=True))
+            replicas.append(
+                Series(
+                    f"{hpa} replicas",
+                    list(zip(xs, [s["current"] for s in own], strict=True)),
+                    color,
+                    step=True,
+                )
+            )
+            replicas.append(
+                Series(
+                    f"{hpa} Ready",
+                    list(zip(xs, [s["ready"] for s in own], strict=True)),
+                    color,
+                    dash="2 2",
+                    width=1.2,
+                    step=True,
+                )
+            )
             if own:
                 bound = own[-1]["max"]
                 top = max(top, bound)
-                replicas.append(Series(f"{hpa} max {bound}", [(x_range[0], bound),
-                                                                (x_range[1], bound)],
-                                       color, dash="8 4", width=1))
-            cpu.append(Series(f"{hpa} CPU %", list(zip(xs, [s["cpu"] for s in own], strict=True)),
-                              color))
+                replicas.append(
+                    Series(
+                        f"{hpa} max {bound}",
+                        [(x_range[0], bound), (x_range[1], bound)],
+                        color,
+                        dash="8 4",
+                        width=1,
+                    )
+                )
+            cpu.append(
+                Series(f"{hpa} CPU %", list(zip(xs, [s["cpu"] for s in own], strict=True)), color)
+            )
             target = next((s["cpu_target"] for s in own if s["cpu_target"] is not None), None)
             if target is not None:
-                cpu.append(Series(f"{hpa} target {target}%", [(x_range[0], target),
-                                                              (x_range[1], target)],
-                                  color, dash="8 4", width=1))
-        parts.append(figure("Replicas per HPA (current, Ready; dashed: maxReplicas)", replicas,
-                            every, y_label="replicas", x_range=x_range, y_max=top + 1))
-        parts.append(figure("CPU utilization per HPA (% of requests; dashed: target)", cpu,
-                            general, y_label="% of request", x_range=x_range))
-    return "".join(parts)
+                cpu.append(
+                    Series(
+                        f"{hpa} target {target}%",
+                        [(x_range[0], target), (x_range[1], target)],
+                        color,
+                        dash="8 4",
+                        width=1,
+                    )
+                )
+        parts.append(
+            figure(
+                "Replicas per HPA (current, Ready; dashed: maxReplicas)",
+                replicas,
+                every,
+                y_label="replicas",
+                x_range=x_range,
+                y_max=top + 1,
+            )
+        )
+        targets = [s.points[0][1] or 0 for s in cpu if s.dash]
+        peak = max((y for s in cpu for _, y in s.points if y is not None), default=100)
+        cap = max(targets, default=100) * CPU_AXIS_CAP
+        title = "CPU utilization per HPA (% of requests; dashed: target)"
+        if peak > cap:
+            title += f"; axis capped at {cap:.0f}%, peak {peak:.0f}%"
+        parts.append(
+            figure(
+                title, cpu, general, y_label="% of request", x_range=x_range, y_max=min(peak, cap)
+            )
+        )
+    return "".join(parts) + marks_list(every)
 
 
 def _event_label(event: Mapping[str, Any]) -> str:
@@ -685,7 +756,8 @@ def load_section(run: Mapping[str, Any], base: Path) -> str:
     esc = html.escape
     title = esc(str(run.get("title") or "load run"))
     if run.get("error"):
-        return f'<section class="load"><h3>{title}</h3><p class="bad">{esc(run["error"])}</p></section>'
+        error = esc(str(run["error"]))
+        return f'<section class="load"><h3>{title}</h3><p class="bad">{error}</p></section>'
     load = run.get("load") or {}
     summary = load.get("summary") or {}
     files = load.get("files") or {}
@@ -694,8 +766,11 @@ def load_section(run: Mapping[str, Any], base: Path) -> str:
         rows.append(
             f"<tr><th>Load</th><td>{load.get('users')} users, spawn {load.get('spawn_rate')}/s, "
             f"run time {load.get('run_time')} s against {esc(str(load.get('host')))}"
-            + (f", {load.get('workers')} workers ({load.get('connected_workers')} connected)"
-               if load.get("workers") else "")
+            + (
+                f", {load.get('workers')} workers ({load.get('connected_workers')} connected)"
+                if load.get("workers")
+                else ""
+            )
             + f"; {esc(str(load.get('stopped')))}</td></tr>"
         )
         failures = summary.get("failures") or 0
@@ -707,15 +782,24 @@ def load_section(run: Mapping[str, Any], base: Path) -> str:
             f"p50 {_num(summary.get('p50'), ' ms')}, p95 {_num(summary.get('p95'), ' ms')}, "
             f"{_num(summary.get('duration'), ' s', 1)}</td></tr>"
         )
-        links = [f'<a href="{esc(_relative(files[k], base))}">{esc(label)}</a>'
-                 for k, label in (("html", "Locust HTML report"), ("stats", "stats CSV"),
-                                  ("history", "history CSV"), ("failures", "failures CSV"))
-                 if k in files]
+        links = [
+            f'<a href="{esc(_relative(files[k], base))}">{esc(label)}</a>'
+            for k, label in (
+                ("html", "Locust HTML report"),
+                ("stats", "stats CSV"),
+                ("history", "history CSV"),
+                ("failures", "failures CSV"),
+            )
+            if k in files
+        ]
         if links:
             rows.append(f"<tr><th>Files</th><td>{' · '.join(links)}</td></tr>")
     tests = run.get("tests") or []
     if tests:
-        rows.append(f"<tr><th>Tests</th><td>{'<br>'.join(esc(t) for t in tests)}</td></tr>")
+        names = "<br>".join(esc(t) for t in tests)
+        if len(tests) > 2:
+            names = f"<details><summary>{len(tests)} tests</summary>{names}</details>"
+        rows.append(f"<tr><th>Tests</th><td>{names}</td></tr>")
     for note in run.get("notes") or []:
         rows.append(f"<tr><th>Note</th><td>{esc(str(note))}</td></tr>")
     endpoints = load.get("endpoints") or []
@@ -734,14 +818,20 @@ def load_section(run: Mapping[str, Any], base: Path) -> str:
     failures_rows = load.get("failures") or []
     failures_html = ""
     if failures_rows:
-        failures_html = "<ul class='failures'>" + "".join(
-            f"<li>{f['occurrences']}× {esc(f['method'])} {esc(f['name'])}: {esc(f['error'])}</li>"
-            for f in failures_rows[:10]
-        ) + "</ul>"
+        failures_html = (
+            "<ul class='failures'>"
+            + "".join(
+                f"<li>{f['occurrences']}× {esc(f['method'])} {esc(f['name'])}: "
+                f"{esc(f['error'])}</li>"
+                for f in failures_rows[:10]
+            )
+            + "</ul>"
+        )
     errors = (run.get("timeline") or {}).get("errors") or []
     errors_html = (
         "<p class='muted'>timeline sampling errors: " + esc("; ".join(errors[-3:])) + "</p>"
-        if errors else ""
+        if errors
+        else ""
     )
     return (
         f'<section class="load"><h3>{title}</h3><table class="kv">{"".join(rows)}</table>'
@@ -790,7 +880,8 @@ svg.chart{display:block;background:#fff}
 svg .plot{fill:#fff;stroke:#d0d7de}svg .grid{stroke:#eaeef2;stroke-width:1}
 svg .tick{font-size:10px;fill:#57606a}svg .axis{font-size:11px;fill:#57606a}
 svg .mark{font-size:10px;font-weight:700}
-ol.marks{font-size:12px;margin:2px 0 0;padding-left:26px;columns:2}
+ol.marks{font-size:12px;margin:2px 0 0;padding-left:30px;columns:2}
+.evhead{font-weight:600;margin-top:10px}
 ol.marks span{color:#57606a}
 .good{color:#1a7f37}.bad{color:#cf222e}.muted{color:#57606a;font-size:12px}
 ul.failures{font-size:12.5px;color:#a40e26}
@@ -801,6 +892,31 @@ def _badge(outcome: str) -> str:
     return f'<span class="badge b-{html.escape(outcome)}">{html.escape(outcome)}</span>'
 
 
+def _requirement_tests(tests: Sequence[Mapping[str, Any]]) -> str:
+    """Tests that did not pass, each with its reason; passed ones folded into a count."""
+    esc = html.escape
+    shown = [t for t in tests if t["outcome"] != "passed"]
+    passed = [t for t in tests if t["outcome"] == "passed"]
+    parts = [
+        f'<div><span class="test">{esc(t["nodeid"])}</span> {_badge(t["outcome"])}'
+        + (
+            f'<div class="reason{" fail" if t["outcome"] in FAILING else ""}">'
+            f"{esc(t['reason'])}</div>"
+            if t["reason"]
+            else ""
+        )
+        + "</div>"
+        for t in shown
+    ]
+    if passed:
+        names = "".join(f'<div class="test">{esc(t["nodeid"])}</div>' for t in passed)
+        if len(passed) == 1 and not shown:
+            parts.append(names)
+        else:
+            parts.append(f"<details><summary>{len(passed)} passed</summary>{names}</details>")
+    return "".join(parts)
+
+
 def render_html(data: Mapping[str, Any], base: Path) -> str:
     """The report page from ``ReportCollector.data()``."""
     esc = html.escape
@@ -808,7 +924,8 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
     verdict = data["verdict"]
     banner_class = {"passed": "passed", "failed": "failed"}.get(verdict, "other")
     shown = [
-        (counts.get(k, 0), k) for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+        (counts.get(k, 0), k)
+        for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
         if counts.get(k, 0) or k in ("passed", "failed", "skipped")
     ]
     count_html = "".join(f"<span><b>{n}</b> {esc(k)}</span>" for n, k in shown)
@@ -827,30 +944,22 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
     if profile:
         target += f"<span><b>profile</b>{esc(profile)}</span>"
     head = (
-        f'<div class="banner {banner_class}"><h1>{"PASSED" if verdict == "passed" else esc(verdict.upper())}</h1>'
+        f'<div class="banner {banner_class}"><h1>{esc(verdict.upper())}</h1>'
         f'<div class="counts">{count_html}</div>'
-        f'<div>run {esc(data["run_id"] or "-")} · {esc(data["started"])} · '
+        f"<div>run {esc(data['run_id'] or '-')} · {esc(data['started'])} · "
         f'{data["duration"]:.0f} s</div></div><div class="target">{target}</div>'
     )
     req_rows = []
     for req in data["requirements"]:
-        tests = "".join(
-            f'<div><span class="test">{esc(t["nodeid"])}</span> {_badge(t["outcome"])}'
-            + (
-                f'<div class="reason{" fail" if t["outcome"] in FAILING else ""}">'
-                f'{esc(t["reason"])}</div>'
-                if t["reason"] else ""
-            )
-            + "</div>"
-            for t in req["tests"]
-        )
         req_rows.append(
-            f"<tr><td>{esc(req['text'])}</td><td>{_badge(req['status'])}</td><td>{tests}</td></tr>"
+            f"<tr><td>{esc(req['text'])}</td><td>{_badge(req['status'])}</td>"
+            f"<td>{_requirement_tests(req['tests'])}</td></tr>"
         )
     requirements = (
         "<table><tr><th style='width:34%'>requirement</th><th>status</th><th>tests and reasons"
         f"</th></tr>{''.join(req_rows)}</table>"
-        if req_rows else "<p class='muted'>no test carries a requirement marker</p>"
+        if req_rows
+        else "<p class='muted'>no test carries a requirement marker</p>"
     )
     failed = [t for t in data["tests"] if t["outcome"] in FAILING or t["outcome"] == "xpassed"]
     failures = "".join(
@@ -862,7 +971,8 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
     test_rows = "".join(
         f"<tr><td class='test'>{esc(t['nodeid'])}</td><td>{_badge(t['outcome'])}</td>"
         f"<td>{t['duration']:.1f} s</td><td>{esc(', '.join(t['markers']))}</td>"
-        f"<td class='reason{' fail' if t['outcome'] in FAILING else ''}'>{esc(t['reason'])}</td></tr>"
+        f"<td class='reason{' fail' if t['outcome'] in FAILING else ''}'>"
+        f"{esc(t['reason'])}</td></tr>"
         for t in data["tests"]
     )
     settings_rows = "".join(
@@ -888,8 +998,7 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
         body += ["<h2>Notes</h2>", f"<ul>{notes}</ul>"]
     body += [
         "<h2>Settings</h2>",
-        "<table><tr><th>setting</th><th>value</th><th>source</th></tr>"
-        f"{settings_rows}</table>",
+        f"<table><tr><th>setting</th><th>value</th><th>source</th></tr>{settings_rows}</table>",
         f"<p class='muted'>generated {esc(data['generated'])} by pytest-codelab · "
         f"exit status {esc(str(data['exit_status']))} · JSON twin: {JSON_NAME}</p>",
     ]
@@ -974,10 +1083,10 @@ class ReportPlugin:
 
         settings = self.collector.settings
         run = self.config.stash.get(RUN_KEY, None)
-        handle = run.handle if run is not None else None
-        if handle is not None:
+        if run is not None and run.handle is not None:
+            handle = run.handle
             namespace = (settings.namespace if settings else None) or (
-                f"codelab-{run.run_id}-* (ephemeral)" if run else None
+                f"codelab-{run.run_id}-* (ephemeral)"
             )
             self.collector.set_cluster(
                 name=handle.name,

@@ -208,17 +208,24 @@ class Timeline:
 # ----------------------------------------------------------------- Kubernetes sources
 
 
-def _utilization(hpa: client.V2HorizontalPodAutoscaler, resource: str) -> tuple[int | None, ...]:
+def _utilization(
+    hpa: client.V2HorizontalPodAutoscaler, resource: str
+) -> tuple[int | None, int | None]:
     """(current, target) average utilization of a resource metric, in % of requests."""
     target = None
-    for metric in hpa.spec.metrics or []:
-        if metric.type == "Resource" and metric.resource and metric.resource.name == resource:
-            target = metric.resource.target.average_utilization
+    for spec in hpa.spec.metrics or []:
+        if spec.type == "Resource" and spec.resource and spec.resource.name == resource:
+            target = spec.resource.target.average_utilization
     current = None
-    for metric in (hpa.status.current_metrics if hpa.status else None) or []:
-        if metric.type == "Resource" and metric.resource and metric.resource.name == resource:
-            current = metric.resource.current.average_utilization
+    for status in (hpa.status.current_metrics if hpa.status else None) or []:
+        if status.type == "Resource" and status.resource and status.resource.name == resource:
+            current = status.resource.current.average_utilization
     return current, target
+
+
+def _name(obj: Any) -> str:
+    meta = getattr(obj, "metadata", None)
+    return str(getattr(meta, "name", "") or "")
 
 
 def hpa_sample(
@@ -234,7 +241,7 @@ def hpa_sample(
     deployment = deployments.get(target) if hpa.spec.scale_target_ref.kind == "Deployment" else None
     return HpaSample(
         t=now,
-        hpa=hpa.metadata.name,
+        hpa=_name(hpa),
         target=target,
         min=hpa.spec.min_replicas or 1,
         max=hpa.spec.max_replicas,
@@ -262,14 +269,12 @@ def hpa_sampler(
             namespace, _request_timeout=10
         ).items
         deployments = {
-            d.metadata.name: d
+            _name(d): d
             for d in apps.list_namespaced_deployment(namespace, _request_timeout=10).items
         }
         now = time.time()
         return [
-            hpa_sample(h, deployments, now)
-            for h in hpas
-            if wanted is None or h.metadata.name in wanted
+            hpa_sample(h, deployments, now) for h in hpas if wanted is None or _name(h) in wanted
         ]
 
     return sample
@@ -319,14 +324,15 @@ def first_time(samples: Iterable[HpaSample], test: Callable[[HpaSample], bool]) 
 
 
 def describe(samples: list[HpaSample], limit: int = 12) -> str:
-    """A compact history of one HPA for assertion messages: ``+12s 3/3 cpu 40%/70%; ...``."""
+    """A compact history of one HPA for assertion messages: one entry per change of its
+    replicas or CPU (``+12s current 3 desired 6 ready 3 cpu 400%/70%; ...``)."""
     if not samples:
         return "no samples"
     t0 = samples[0].t
     changes: list[str] = []
     last: tuple[Any, ...] | None = None
     for s in samples:
-        key = (s.current, s.desired, s.ready)
+        key = (s.current, s.desired, s.ready, s.cpu)
         if key == last:
             continue
         last = key

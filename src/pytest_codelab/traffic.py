@@ -186,7 +186,7 @@ class Result:
 
     def describe(self) -> str:
         millis = int(self.wall % 1 * 1000)
-        stamp = time.strftime("%H:%M:%S", time.localtime(self.wall)) + f".{millis:03d}"
+        stamp = time.strftime("%H:%M:%S", time.gmtime(self.wall)) + f".{millis:03d}Z"
         outcome = f"HTTP {self.status}" if self.status is not None else "no response"
         detail = f" ({self.error})" if self.error else ""
         snippet = self.body[:160].decode("utf-8", "replace").strip()
