@@ -22,7 +22,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 log "building the local cluster (codelab-cluster build; cached after the first run)"
 "$VENV/bin/codelab-cluster" build
-log "pytest --codelab-cluster=local tests suites $*"
-"${PYTEST[@]}" --codelab-cluster=local tests suites "$@"
+# Two Locust worker pods: the distributed-load test runs on the local cluster too.
+log "pytest --codelab-cluster=local --codelab-load-workers=2 tests suites $*"
+"${PYTEST[@]}" --codelab-cluster=local --codelab-load-workers=2 tests suites "$@"
 log "engine life cycle: CODELAB_ENGINE_TESTS=1 pytest tests/engine"
 CODELAB_ENGINE_TESTS=1 "${PYTEST[@]}" tests/engine

@@ -252,7 +252,7 @@ def test_metrics_api_serves_pod_metrics(metrics_problem: str | None) -> None:
 @pytest.fixture(scope="module")
 def load_image(codelab_settings: Settings) -> tuple[str, bool]:
     """The Locust worker image and whether it was configured (else the local default)."""
-    configured = getattr(codelab_settings, "load_image", None)
+    configured = codelab_settings.load_image
     return str(configured or load.DEFAULT_LOCUST_IMAGE), bool(configured)
 
 
@@ -273,7 +273,7 @@ def worker_image_skip_reason(core: client.CoreV1Api, image: str, configured: boo
 def master_host(settings: Settings, target: Target) -> str:
     """Where worker pods reach the master: configured, else this host's address on the route
     to the ingress (the node reaches the engine host at its veth address, 172.31.254.1)."""
-    configured = getattr(settings, "load_master_host", None)
+    configured = settings.load_master_host
     return str(configured or load.local_address_towards(target.address))
 
 

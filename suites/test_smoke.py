@@ -43,7 +43,9 @@ def ingress(codelab_stack: StackInfo, codelab_settings: Settings) -> Iterator[In
     """A client of the stack's ingress, addressed by the configured host."""
     if not codelab_stack.ingress_url:
         pytest.skip("no ingress address: pass --codelab-ingress-url (the cluster gave none)")
-    c = IngressClient(codelab_stack.ingress_url, codelab_settings.ingress_host)
+    c = IngressClient(
+        codelab_stack.ingress_url, codelab_stack.ingress_host or codelab_settings.ingress_host
+    )
     yield c
     c.close()
 

@@ -52,13 +52,28 @@ import gateway  # noqa: E402
 
 
 def _recipe(code: str = "print('v1')\n", tags: tuple[str, ...] = ("example/app:1",)) -> Recipe:
-    base = FilesLayer("fake-base", (file("etc/os-release", "ID=test\n"), directory("tmp", 0o1777),
-                                    symlink("bin/sh", "/bin/busybox")), role="base layer")
+    base = FilesLayer(
+        "fake-base",
+        (
+            file("etc/os-release", "ID=test\n"),
+            directory("tmp", 0o1777),
+            symlink("bin/sh", "/bin/busybox"),
+        ),
+        role="base layer",
+    )
     code_layer = FilesLayer("app-code", (file("app/main.py", code),), role="code layer")
-    return Recipe("app", tags, (base, code_layer),
-                  ImageConfig(entrypoint=("python3", "/app/main.py"), workdir="/app",
-                              ports=("8000/tcp",), user="10001:10001",
-                              env=images.env(SERVICE_VERSION="1.0.0")))
+    return Recipe(
+        "app",
+        tags,
+        (base, code_layer),
+        ImageConfig(
+            entrypoint=("python3", "/app/main.py"),
+            workdir="/app",
+            ports=("8000/tcp",),
+            user="10001:10001",
+            env=images.env(SERVICE_VERSION="1.0.0"),
+        ),
+    )
 
 
 def _logs() -> tuple[list[str], Any]:
@@ -67,8 +82,12 @@ def _logs() -> tuple[list[str], Any]:
 
 
 def test_layer_tar_is_deterministic_regardless_of_entry_order(tmp_path: Path) -> None:
-    entries = [file("b/x.txt", "x"), file("a/y.txt", "y", 0o755), symlink("c", "a/y.txt"),
-               directory("d", 0o700, 5, 5)]
+    entries = [
+        file("b/x.txt", "x"),
+        file("a/y.txt", "y", 0o755),
+        symlink("c", "a/y.txt"),
+        directory("d", 0o700, 5, 5),
+    ]
     one, two = io.BytesIO(), io.BytesIO()
     images.write_tar(entries, one)
     images.write_tar(list(reversed(entries)), two)
@@ -102,9 +121,11 @@ def test_docker_archive_structure(tmp_path: Path) -> None:
         repositories = json.load(tar.extractfile("repositories"))  # type: ignore[arg-type]
     assert config["architecture"] == "amd64" and config["os"] == "linux"
     assert config["rootfs"]["diff_ids"] == [
-        "sha256:" + hashlib.sha256(raw).hexdigest() for raw in layers]
+        "sha256:" + hashlib.sha256(raw).hexdigest() for raw in layers
+    ]
     assert [p.rsplit("/", 1)[1] for p in manifest[0]["Layers"]] == [
-        hashlib.sha256(raw).hexdigest() for raw in layers]
+        hashlib.sha256(raw).hexdigest() for raw in layers
+    ]
     c = config["config"]
     assert c["Entrypoint"] == ["python3", "/app/main.py"]
     assert c["WorkingDir"] == "/app" and c["User"] == "10001:10001"
@@ -143,12 +164,14 @@ def test_tag_or_config_change_reassembles_without_rebuilding_layers(tmp_path: Pa
     Builder(tmp_path, log).build(_recipe(tags=("example/app:2",)))
     assert not any(ln.startswith("[images] building") for ln in lines)
     assert images.archive_tags(tmp_path / "images" / "archives" / "app.tar") == [
-        "docker.io/example/app:2"]
+        "docker.io/example/app:2"
+    ]
 
 
 def test_normalize_tar_sorts_clamps_and_fixes_hardlink_order(tmp_path: Path) -> None:
     src = tmp_path / "in.tar"
     with tarfile.open(src, "w", format=tarfile.GNU_FORMAT) as tar:
+
         def add(name: str, data: bytes | None = None, **kw: Any) -> None:
             info = tarfile.TarInfo(name)
             info.mtime, info.uname, info.uid = 4102444800, "someone", 7  # year 2100
@@ -157,6 +180,7 @@ def test_normalize_tar_sorts_clamps_and_fixes_hardlink_order(tmp_path: Path) -> 
             if data is not None:
                 info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
         add("./", type=tarfile.DIRTYPE)
         add("./usr/", type=tarfile.DIRTYPE)
         add("./usr/zz", b"payload")
@@ -179,15 +203,24 @@ def test_normalize_tar_sorts_clamps_and_fixes_hardlink_order(tmp_path: Path) -> 
     assert (out / "usr" / "zz").read_bytes() == b"payload"
 
 
-@pytest.mark.parametrize(("ref", "full", "short"), [
-    ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-    ("busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
-    ("codelab/python-base:bookworm", "docker.io/codelab/python-base:bookworm",
-     "codelab/python-base:bookworm"),
-    ("ghcr.io/codelab/gateway:1.0.0", "ghcr.io/codelab/gateway:1.0.0",
-     "ghcr.io/codelab/gateway:1.0.0"),
-    ("localhost:5000/x", "localhost:5000/x:latest", "localhost:5000/x:latest"),
-])
+@pytest.mark.parametrize(
+    ("ref", "full", "short"),
+    [
+        ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+        ("busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
+        (
+            "codelab/python-base:bookworm",
+            "docker.io/codelab/python-base:bookworm",
+            "codelab/python-base:bookworm",
+        ),
+        (
+            "ghcr.io/codelab/gateway:1.0.0",
+            "ghcr.io/codelab/gateway:1.0.0",
+            "ghcr.io/codelab/gateway:1.0.0",
+        ),
+        ("localhost:5000/x", "localhost:5000/x:latest", "localhost:5000/x:latest"),
+    ],
+)
 def test_normalize_ref(ref: str, full: str, short: str) -> None:
     assert images.normalize_ref(ref) == full
     assert images.normalize_ref(ref, short=True) == short
@@ -198,11 +231,14 @@ def test_apt_mirrors_reads_deb822_and_one_line_sources(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
         "Components: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\n"
-        "Suites: bookworm-security\nComponents: main\n")
+        "Suites: bookworm-security\nComponents: main\n"
+    )
     (tmp_path / "sources.list.d" / "other.list").write_text(
-        "deb [arch=amd64] https://packages.example/apt stable main\n")
+        "deb [arch=amd64] https://packages.example/apt stable main\n"
+    )
     (tmp_path / "sources.list.d" / "off.list.disabled").write_text(
-        "deb http://off.example/debian bookworm main\n")
+        "deb http://off.example/debian bookworm main\n"
+    )
     assert images.apt_mirrors("bookworm", tmp_path) == [
         "deb http://mirror.example/debian bookworm main",
         "deb http://mirror.example/debian bookworm-updates main",
@@ -227,7 +263,8 @@ def test_recipe_table_names_and_tags() -> None:
     assert one.key() != two.key()
     assert table["python"].layers[0].key() == one.layers[0].key()
     assert images.recipes(litellm_image="example/litellm:x")["litellm"].tags == (
-        "example/litellm:x",)
+        "example/litellm:x",
+    )
 
 
 def test_litellm_image_name_matches_bundled_manifests() -> None:
@@ -254,10 +291,11 @@ def test_static_recipe(tmp_path: Path) -> None:
 def _fake_ctr(tmp_path: Path, fail: bool = False) -> Path:
     script = tmp_path / "ctr"
     log = tmp_path / "ctr.log"
-    script.write_text("#!/bin/sh\n"
-                      f"echo \"$@\" >> {log}\n"
-                      + ("echo 'ctr: failed to import: boom' >&2; exit 3\n" if fail else
-                         "echo unpacking done\n"))
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {log}\n'
+        + ("echo 'ctr: failed to import: boom' >&2; exit 3\n" if fail else "echo unpacking done\n")
+    )
     script.chmod(0o755)
     return script
 
@@ -265,20 +303,24 @@ def _fake_ctr(tmp_path: Path, fail: bool = False) -> Path:
 def test_load_image_imports_and_retags(tmp_path: Path) -> None:
     archive = Builder(tmp_path, lambda _: None).build(_recipe(tags=("busybox:1.36",)))
     ctr = _fake_ctr(tmp_path)
-    names = images.load_image(archive, containerd_address="/run/c.sock", name="example/bb:x",
-                              ctr=str(ctr))
+    names = images.load_image(
+        archive, containerd_address="/run/c.sock", name="example/bb:x", ctr=str(ctr)
+    )
     assert names == ["docker.io/library/busybox:1.36", "docker.io/example/bb:x"]
     calls = (tmp_path / "ctr.log").read_text().splitlines()
     assert calls[0] == f"--address /run/c.sock --namespace k8s.io images import {archive}"
-    assert calls[1] == ("--address /run/c.sock --namespace k8s.io images tag --force "
-                        "docker.io/library/busybox:1.36 docker.io/example/bb:x")
+    assert calls[1] == (
+        "--address /run/c.sock --namespace k8s.io images tag --force "
+        "docker.io/library/busybox:1.36 docker.io/example/bb:x"
+    )
 
 
 def test_load_image_error_names_the_command_and_output(tmp_path: Path) -> None:
     archive = Builder(tmp_path, lambda _: None).build(_recipe())
     with pytest.raises(ImageError) as err:
-        images.load_image(archive, containerd_address="/run/c.sock",
-                          ctr=str(_fake_ctr(tmp_path, fail=True)))
+        images.load_image(
+            archive, containerd_address="/run/c.sock", ctr=str(_fake_ctr(tmp_path, fail=True))
+        )
     assert "images import" in str(err.value) and "exit 3" in str(err.value)
     assert "boom" in err.value.detail
 
@@ -289,8 +331,9 @@ def test_unknown_recipe_lists_known_ones() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("apt-get"),
-                    reason="needs root and Debian's apt")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("apt-get"), reason="needs root and Debian's apt"
+)
 def test_busybox_image_from_debian(tmp_path: Path) -> None:
     archive = images.build("busybox", cache=tmp_path)
     with tarfile.open(archive) as tar:
@@ -303,8 +346,9 @@ def test_busybox_image_from_debian(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mmdebstrap"),
-                    reason="needs root and mmdebstrap")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("mmdebstrap"), reason="needs root and mmdebstrap"
+)
 def test_python_base_layer_is_cached_across_services() -> None:
     lines, log = _logs()
     images.build_all(["gateway-1.0.0", "gateway-1.1.0"], log=log)
@@ -339,16 +383,17 @@ def test_jwt_roundtrip_and_rejections() -> None:
 
 
 def test_redact_url() -> None:
-    assert codelab_common.redact_url("postgresql://u:s3cret@db:5432/x") == \
-        "postgresql://u:***@db:5432/x"
+    assert (
+        codelab_common.redact_url("postgresql://u:s3cret@db:5432/x")
+        == "postgresql://u:***@db:5432/x"
+    )
     assert codelab_common.redact_url("redis://:pw@redis:6379/0") == "redis://:***@redis:6379/0"
     assert codelab_common.redact_url("http://llm-proxy:4000") == "http://llm-proxy:4000"
 
 
 def test_work_is_deterministic_and_grows() -> None:
     assert agent_runtime.work(0) == b"codelab".hex()
-    assert agent_runtime.work(2) == hashlib.sha256(
-        hashlib.sha256(b"codelab").digest()).hexdigest()
+    assert agent_runtime.work(2) == hashlib.sha256(hashlib.sha256(b"codelab").digest()).hexdigest()
 
 
 @pytest.fixture
@@ -368,8 +413,9 @@ def serve() -> Iterator[Any]:
         s.server_close()
 
 
-def _call(method: str, url: str, body: Any = None,
-          headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+def _call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, dict[str, str]]:
     data = None
     hdrs = dict(headers or {})
     if isinstance(body, dict):
@@ -395,8 +441,12 @@ class _FakeAgent(BaseHTTPRequestHandler):
     def _any(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
-        record = {"method": self.command, "path": self.path, "body": body,
-                  "headers": {k.lower(): v for k, v in self.headers.items()}}
+        record = {
+            "method": self.command,
+            "path": self.path,
+            "body": body,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+        }
         _FakeAgent.seen.append(record)
         data = json.dumps(record).encode()
         self.send_response(201 if self.command == "POST" else 200)
@@ -423,34 +473,48 @@ def fake_agent() -> Iterator[str]:
 
 def test_auth_service_issues_and_verifies_tokens(serve: Any) -> None:
     url = serve(auth_service.create_app("jwt-key", "client-secret"))
-    status, body, _ = _call("POST", f"{url}/oauth/token",
-                            "grant_type=client_credentials&client_id=ci&client_secret=nope")
+    status, body, _ = _call(
+        "POST",
+        f"{url}/oauth/token",
+        "grant_type=client_credentials&client_id=ci&client_secret=nope",
+    )
     assert status == 401 and body["error"] == "invalid_client"
-    status, body, _ = _call("POST", f"{url}/oauth/token",
-                            {"grant_type": "password", "client_id": "ci",
-                             "client_secret": "client-secret"})
+    status, body, _ = _call(
+        "POST",
+        f"{url}/oauth/token",
+        {"grant_type": "password", "client_id": "ci", "client_secret": "client-secret"},
+    )
     assert status == 400 and body["error"] == "unsupported_grant_type"
-    status, body, _ = _call("POST", f"{url}/oauth/token",
-                            "grant_type=client_credentials&client_id=ci"
-                            "&client_secret=client-secret")
+    status, body, _ = _call(
+        "POST",
+        f"{url}/oauth/token",
+        "grant_type=client_credentials&client_id=ci&client_secret=client-secret",
+    )
     assert status == 200 and body["token_type"] == "Bearer" and body["expires_in"] == 3600
     token = body["access_token"]
     claims = codelab_common.jwt_decode(token, "jwt-key", audience="codelab")
     assert claims["sub"] == "ci" and claims["exp"] - claims["iat"] == 3600
-    status, body, _ = _call("GET", f"{url}/oauth/verify",
-                            headers={"Authorization": f"Bearer {token}"})
+    status, body, _ = _call(
+        "GET", f"{url}/oauth/verify", headers={"Authorization": f"Bearer {token}"}
+    )
     assert status == 200 and body["active"] is True and body["sub"] == "ci"
-    status, body, h = _call("GET", f"{url}/oauth/verify",
-                            headers={"Authorization": "Bearer " + token[:-2] + "xx"})
+    status, body, h = _call(
+        "GET", f"{url}/oauth/verify", headers={"Authorization": "Bearer " + token[:-2] + "xx"}
+    )
     assert status == 401 and body["active"] is False and "WWW-Authenticate" in h
     status, body, _ = _call("POST", f"{url}/oauth/introspect", f"token={token}")
     assert status == 200 and body["active"] is True
     status, body, _ = _call("GET", f"{url}/version")
     assert status == 200 and {"service", "version", "hostname"} <= set(body)
     import base64
+
     basic = base64.b64encode(b"ci:client-secret").decode()
-    status, body, _ = _call("POST", f"{url}/oauth/token", "grant_type=client_credentials",
-                            headers={"Authorization": f"Basic {basic}"})
+    status, body, _ = _call(
+        "POST",
+        f"{url}/oauth/token",
+        "grant_type=client_credentials",
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert status == 200
 
 
@@ -462,12 +526,16 @@ def test_gateway_requires_valid_token_and_forwards(serve: Any, fake_agent: str) 
     status, _, _ = _call("GET", f"{gw}/api/v1/whoami", headers={"Authorization": "Bearer x.y.z"})
     assert status == 401
     forged = codelab_common.jwt_encode({"sub": "evil", "aud": "codelab"}, "wrong-key")
-    status, _, _ = _call("GET", f"{gw}/api/v1/whoami",
-                         headers={"Authorization": f"Bearer {forged}"})
+    status, _, _ = _call(
+        "GET", f"{gw}/api/v1/whoami", headers={"Authorization": f"Bearer {forged}"}
+    )
     assert status == 401
     assert _FakeAgent.seen == []  # nothing reached the upstream without a valid token
-    _, tok, _ = _call("POST", f"{auth_url}/oauth/token",
-                      "grant_type=client_credentials&client_id=ci&client_secret=client-secret")
+    _, tok, _ = _call(
+        "POST",
+        f"{auth_url}/oauth/token",
+        "grant_type=client_credentials&client_id=ci&client_secret=client-secret",
+    )
     auth = {"Authorization": f"Bearer {tok['access_token']}", "X-Request-Id": "req-1"}
     status, body, h = _call("POST", f"{gw}/api/v1/sessions?x=1", {"prompt": "hi"}, auth)
     assert status == 201 and h["X-Request-Id"] == "req-1"
@@ -481,16 +549,42 @@ def test_gateway_requires_valid_token_and_forwards(serve: Any, fake_agent: str) 
     assert status == 200
 
 
+def test_gateway_reads_large_bodies_and_refuses_them_after_auth(
+    serve: Any, fake_agent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body over the buffer limit is read to the end (the connection survives): 401
+    without a token, 413 with one, and nothing reaches agent-runtime."""
+    monkeypatch.setattr(codelab_common, "MAX_BUFFERED_BODY", 1024)
+    auth_url = serve(auth_service.create_app("jwt-key", "client-secret"))
+    gw = serve(gateway.create_app(fake_agent, auth_url))
+    big = "x" * 4096
+    status, _, _ = _call("POST", f"{gw}/api/v1/sessions", big)
+    assert status == 401
+    _, tok, _ = _call(
+        "POST",
+        f"{auth_url}/oauth/token",
+        "grant_type=client_credentials&client_id=ci&client_secret=client-secret",
+    )
+    auth = {"Authorization": f"Bearer {tok['access_token']}"}
+    status, body, _ = _call("POST", f"{gw}/api/v1/sessions", big, auth)
+    assert status == 413 and body["size"] == 4096 and body["limit"] == 1024
+    status, _, _ = _call("POST", f"{auth_url}/oauth/token", big)
+    assert status == 413
+    assert _FakeAgent.seen == []
+    status, _, _ = _call("POST", f"{gw}/api/v1/sessions", {"prompt": "small"}, auth)
+    assert status == 201
+
+
 def test_gateway_without_auth_service_is_503_and_without_agent_502(serve: Any) -> None:
     gw = serve(gateway.create_app("http://127.0.0.1:9", "http://127.0.0.1:9"))
     status, body, _ = _call("GET", f"{gw}/api/v1/whoami", headers={"Authorization": "Bearer t"})
     assert status == 503 and "auth-service" in body["error"]
     auth_url = serve(auth_service.create_app("k", "s"))
     gw2 = serve(gateway.create_app("http://127.0.0.1:9", auth_url))
-    token = codelab_common.jwt_encode({"sub": "a", "aud": "codelab",
-                                       "exp": time.time() + 60}, "k")
-    status, body, _ = _call("GET", f"{gw2}/api/v1/whoami",
-                            headers={"Authorization": f"Bearer {token}"})
+    token = codelab_common.jwt_encode({"sub": "a", "aud": "codelab", "exp": time.time() + 60}, "k")
+    status, body, _ = _call(
+        "GET", f"{gw2}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
     assert status == 502
 
 
@@ -502,36 +596,45 @@ def test_gateway_caches_positive_verifications(serve: Any, fake_agent: str) -> N
     def counting(req: codelab_common.Request) -> codelab_common.Response:
         calls.append(req.path)
         return original(req)
+
     auth.dispatch = counting  # type: ignore[method-assign]
     gw = serve(gateway.create_app(fake_agent, serve(auth), cache_seconds=30))
-    token = codelab_common.jwt_encode({"sub": "a", "aud": "codelab",
-                                       "exp": time.time() + 60}, "k")
+    token = codelab_common.jwt_encode({"sub": "a", "aud": "codelab", "exp": time.time() + 60}, "k")
     for _ in range(3):
-        assert _call("GET", f"{gw}/api/v1/x", headers={"Authorization": f"Bearer {token}"})[0] \
-            == 200
+        assert (
+            _call("GET", f"{gw}/api/v1/x", headers={"Authorization": f"Bearer {token}"})[0] == 200
+        )
     assert calls == ["/oauth/verify"]
 
 
 def test_agent_runtime_without_backends(serve: Any) -> None:
-    url = serve(agent_runtime.create_app(None, None, "http://127.0.0.1:9", None,
-                                         internal_key="internal"))
+    url = serve(
+        agent_runtime.create_app(None, None, "http://127.0.0.1:9", None, internal_key="internal")
+    )
     status, body, _ = _call("GET", f"{url}/health")
     assert status == 503 and "postgres" in body["checks"] and "redis" in body["checks"]
     assert _call("GET", f"{url}/livez")[0] == 200
     assert _call("GET", f"{url}/api/v1/work?n=10")[0] == 401
-    status, body, _ = _call("GET", f"{url}/api/v1/work?n=1000",
-                            headers={"X-Internal-Api-Key": "internal"})
+    status, body, _ = _call(
+        "GET", f"{url}/api/v1/work?n=1000", headers={"X-Internal-Api-Key": "internal"}
+    )
     assert status == 200 and body["digest"] == agent_runtime.work(1000)
-    status, _, _ = _call("GET", f"{url}/api/v1/work?n=-1",
-                         headers={"X-Internal-Api-Key": "internal"})
+    status, _, _ = _call(
+        "GET", f"{url}/api/v1/work?n=-1", headers={"X-Internal-Api-Key": "internal"}
+    )
     assert status == 400
-    status, _, _ = _call("POST", f"{url}/api/v1/sessions", {"prompt": "x"},
-                         headers={"X-Internal-Api-Key": "internal"})
+    status, _, _ = _call(
+        "POST",
+        f"{url}/api/v1/sessions",
+        {"prompt": "x"},
+        headers={"X-Internal-Api-Key": "internal"},
+    )
     assert status == 503
 
 
 def _free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -539,11 +642,20 @@ def _free_port() -> int:
 
 def test_sigterm_finishes_in_flight_request_and_exits_0(tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "PORT": str(port), "SERVICE_NAME": "agent-runtime",
-           "SERVICE_VERSION": "9.9.9", "OPENAI_API_KEY": "sk-must-not-appear"}
-    proc = subprocess.Popen([sys.executable, "-u", str(SERVICES / "agent_runtime.py")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "SERVICE_NAME": "agent-runtime",
+        "SERVICE_VERSION": "9.9.9",
+        "OPENAI_API_KEY": "sk-must-not-appear",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(SERVICES / "agent_runtime.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 15
@@ -561,6 +673,7 @@ def test_sigterm_finishes_in_flight_request_and_exits_0(tmp_path: Path) -> None:
 
         def slow() -> None:
             result["r"] = _call("GET", f"{base}/api/v1/work?n=1500000")
+
         t = threading.Thread(target=slow)
         t.start()
         time.sleep(0.3)  # the request is in flight
@@ -583,9 +696,15 @@ def test_sigterm_finishes_in_flight_request_and_exits_0(tmp_path: Path) -> None:
 
 
 def test_auth_service_exits_1_without_secrets() -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("JWT_SECRET_KEY", "OAUTH2_CLIENT_SECRET")}
-    proc = subprocess.run([sys.executable, str(SERVICES / "auth_service.py")], env=env,
-                          capture_output=True, text=True, timeout=30)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("JWT_SECRET_KEY", "OAUTH2_CLIENT_SECRET")
+    }
+    proc = subprocess.run(
+        [sys.executable, str(SERVICES / "auth_service.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1
     assert "JWT_SECRET_KEY" in proc.stdout and "OAUTH2_CLIENT_SECRET" in proc.stdout

@@ -353,3 +353,15 @@ def test_image_names_compare_like_containerd() -> None:
     assert load._normalize("busybox:1.36") == "docker.io/library/busybox:1.36"
     assert load._normalize("ghcr.io/codelab/x:1") == "ghcr.io/codelab/x:1"
     assert load.local_address_towards("127.0.0.1") == "127.0.0.1"
+
+
+def test_worker_image_matches_the_gates_locust() -> None:
+    """Master and worker pods speak one protocol version: the image the local cluster
+    builds is the one the gate asks for, with the Locust the gate itself runs."""
+    import locust
+
+    from pytest_codelab.engine import images
+
+    assert load.DEFAULT_LOCUST_IMAGE == images.LOCUST_IMAGE
+    assert images.LOCUST_VERSION == locust.__version__
+    assert "locust" in images.DEFAULT_SET

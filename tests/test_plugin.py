@@ -361,7 +361,7 @@ def test_failure_collects_diagnostics(
     result.assert_outcomes(passed=1, failed=1)
     out = result.stdout.str()
     assert "codelab diagnostics" in out and "written to" in out
-    (dest,) = report.iterdir()
+    (dest,) = [p for p in report.iterdir() if p.is_dir()]
     assert "test_broken" in dest.name
     files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
     assert files == {

@@ -36,6 +36,11 @@ KEEPALIVE_TIMEOUT = float(os.environ.get("KEEPALIVE_TIMEOUT", "120"))
 SHUTDOWN_DELAY = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "0"))
 #: After SIGTERM: at most this long for in-flight requests to finish.
 DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT_SECONDS", "25"))
+#: Bodies up to this size are read into memory. Larger ones are read to the end and
+#: discarded, and the route answers 413 (after authentication, at the gateway): the body
+#: limit is the ingress's job (proxy-body-size), so a large upload must reach the service,
+#: not kill the connection or the pod's memory.
+MAX_BUFFERED_BODY = int(os.environ.get("MAX_BUFFERED_BODY_BYTES", str(10 * 1024 * 1024)))
 _log_lock = threading.Lock()
 
 
@@ -224,6 +229,8 @@ class Request:
     request_id: str
     client: str
     raw_query: str = ""
+    #: Size of a body that was read and discarded (over MAX_BUFFERED_BODY); 0 otherwise.
+    oversize: int = 0
 
     def json(self) -> Any:
         """The body as JSON (None when empty); raises ValueError when invalid."""
@@ -250,6 +257,11 @@ class Response:
 def error(status: int, message: str, **extra: Any) -> Response:
     """A JSON error response."""
     return Response(status, {"error": message, **extra})
+
+
+def too_large(req: Request) -> Response:
+    """413 for a body this service read but would not buffer."""
+    return error(413, "request body too large", size=req.oversize, limit=MAX_BUFFERED_BODY)
 
 
 Route = Callable[[Request], Response]
@@ -294,6 +306,8 @@ class App:
             match = req.path.startswith(path) if prefix else req.path == path
             if match:
                 if method in (req.method, "*"):
+                    if req.oversize and not getattr(fn, "checks_oversize", False):
+                        return too_large(req)
                     return fn(req)
                 allowed.append(method)
         if allowed:
@@ -416,6 +430,17 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self.server.set_busy(self, False)
 
+    def _discard(self, length: int) -> bytes:
+        """Read ``length`` body bytes in chunks and drop them (no memory spike)."""
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                self.close_connection = True
+                break
+            left -= len(chunk)
+        return b""
+
     def _serve(self) -> None:
         started = time.monotonic()
         app = self.server.app
@@ -425,15 +450,15 @@ class Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
-        if length < 0 or length > 10 * 1024 * 1024:
-            resp = error(400 if length < 0 else 413, "bad Content-Length")
+        if length < 0:
+            resp = error(400, "bad Content-Length")
             self.close_connection = True
-            body = b""
         else:
-            body = self.rfile.read(length) if length else b""
+            oversize = length if length > MAX_BUFFERED_BODY else 0
+            body = self._discard(length) if oversize else self.rfile.read(length)
             query = dict(urllib.parse.parse_qsl(split.query))
             req = Request(self.command, split.path, query, self.headers, body, request_id,
-                          self.client_address[0], split.query)
+                          self.client_address[0], split.query, oversize)
             try:
                 resp = app.dispatch(req)
             except Exception as exc:  # noqa: BLE001 - a request must never kill the server

@@ -15,7 +15,17 @@ import threading
 import time
 from typing import Any
 
-from codelab_common import App, HttpClient, Request, Response, bearer_token, error, log, run
+from codelab_common import (
+    App,
+    HttpClient,
+    Request,
+    Response,
+    bearer_token,
+    error,
+    log,
+    run,
+    too_large,
+)
 
 PORT = 8000
 #: Request headers passed on to agent-runtime (Authorization is not: it stops here).
@@ -80,6 +90,8 @@ def create_app(agent_url: str, auth_url: str, internal_key: str | None = None,
         if status != 200:
             headers = {"WWW-Authenticate": 'Bearer realm="codelab"'} if status == 401 else {}
             return Response(status, info, headers)
+        if req.oversize:
+            return too_large(req)
         headers = {h: req.headers[h] for h in FORWARD_HEADERS if req.headers.get(h)}
         headers["X-Request-Id"] = req.request_id
         headers["X-Codelab-Subject"] = str(info.get("sub", ""))
@@ -101,6 +113,7 @@ def create_app(agent_url: str, auth_url: str, internal_key: str | None = None,
             out["X-Upstream-Served-By"] = up_headers["x-served-by"]
         return Response(up_status, body, out)
 
+    forward.checks_oversize = True  # type: ignore[attr-defined]  # authenticate first
     return app
 
 

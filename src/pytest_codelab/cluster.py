@@ -32,6 +32,9 @@ class ClusterHandle:
     ingress_url: str | None
     name: str
     created: bool = False
+    #: Ingress annotations the cluster's controller is known not to implement, each with
+    #: why: a check of one skips with that reason instead of failing the deployment.
+    ingress_gaps: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -46,6 +49,7 @@ class ClusterHandle:
             ingress_url=data.get("ingress_url"),
             name=str(data["name"]),
             created=bool(data.get("created", False)),
+            ingress_gaps=dict(data.get("ingress_gaps") or {}),
         )
 
 

@@ -80,7 +80,11 @@ def codelab_raw_manifests(codelab_manifests_dir: Path) -> list[dict[str, Any]]:
 
 
 def _render(
-    raw: list[dict[str, Any]], namespace: str, values: Values, settings: Settings
+    raw: list[dict[str, Any]],
+    namespace: str,
+    values: Values,
+    settings: Settings,
+    ingress_host: str | None = None,
 ) -> list[dict[str, Any]]:
     from pytest_codelab.manifests import render
 
@@ -90,9 +94,15 @@ def _render(
         values=values,
         image_registry=settings.image_registry,
         image_tag=settings.image_tag,
-        ingress_host=settings.ingress_host,
+        ingress_host=ingress_host or settings.ingress_host,
         ingress_class=settings.ingress_class,
     )
+
+
+def ephemeral_host(namespace: str, base: str) -> str:
+    """The Ingress host of a stack the gate deploys: one per namespace, so parallel
+    workers and concurrent runs never claim the same host on a shared controller."""
+    return f"{namespace}.{base}"
 
 
 @pytest.fixture(scope="session")
@@ -221,14 +231,18 @@ def codelab_stack(
     ns = codelab_namespace.name
     if not codelab_namespace.created:
         stack.wait_ready(k8s_client, ns, timeout=codelab_timeouts.deploy)
-        return stack.StackInfo(ns, deployed=False, ingress_url=codelab_cluster.ingress_url)
+        return stack.StackInfo(
+            ns,
+            deployed=False,
+            ingress_url=codelab_cluster.ingress_url,
+            ingress_host=codelab_settings.ingress_host,
+        )
     from pytest_codelab.manifests import apply_order
     from pytest_codelab.secrets import generate_secrets
 
-    objects = _render(codelab_raw_manifests, ns, codelab_values, codelab_settings)
-    secrets = generate_secrets(
-        codelab_values, ingress_host=codelab_settings.ingress_host, namespace=ns
-    )
+    host = ephemeral_host(ns, codelab_settings.ingress_host)
+    objects = _render(codelab_raw_manifests, ns, codelab_values, codelab_settings, host)
+    secrets = generate_secrets(codelab_values, ingress_host=host, namespace=ns)
     result = stack.deploy(k8s_client, apply_order(secrets + objects), ns)
     for note in result.skipped:
         _run(pytestconfig).note(note)
@@ -237,6 +251,7 @@ def codelab_stack(
         ns,
         deployed=True,
         ingress_url=codelab_cluster.ingress_url,
+        ingress_host=host,
         objects=tuple(objects),
         skipped=tuple(result.skipped),
     )

@@ -147,7 +147,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "ingress_host",
         Kind.STR,
-        "Host name of the CodeLab Ingress. Default: codelab.example.com.",
+        "Host name of the CodeLab Ingress; a stack the gate deploys serves "
+        "<namespace>.<HOST>, one per namespace. Default: codelab.example.com.",
         default="codelab.example.com",
         metavar="HOST",
     ),
@@ -161,7 +162,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "report_dir",
         Kind.PATH,
-        "Folder for the diagnostics of failed tests. Default: codelab-report.",
+        "Folder for the gate report (HTML, JSON, JUnit XML), load-test results and the "
+        "diagnostics of failed tests. Default: codelab-report.",
         default="codelab-report",
         metavar="DIR",
     ),
@@ -182,9 +184,24 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "load_workers",
         Kind.INT,
-        "Locust worker processes of the load tests; 0 or more. Default: 0, load runs in-process.",
+        "Locust worker pods of the load tests, in the test namespace; 0 or more. "
+        "Default: 0, load runs in the gate's process.",
         default="0",
         metavar="N",
+    ),
+    OptionSpec(
+        "load_image",
+        Kind.STR,
+        "Image of the Locust worker pods, pulled by the cluster. Default: "
+        "codelab/locust:2.47.0, built and loaded by the local cluster.",
+        metavar="IMAGE",
+    ),
+    OptionSpec(
+        "load_master_host",
+        Kind.STR,
+        "Address at which worker pods reach the gate's Locust master. Default: this "
+        "host's address on the route to the ingress.",
+        metavar="HOST",
     ),
 )
 

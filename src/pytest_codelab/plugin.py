@@ -20,6 +20,7 @@ from pytest_codelab import diagnostics, options
 from pytest_codelab.cluster import RUN_KEY, ClusterHandle, ClusterRun, get_provider, start_cluster
 from pytest_codelab.errors import GateError, one_line
 from pytest_codelab.namespaces import install_sigterm_handler, new_run_id
+from pytest_codelab.report import ReportPlugin
 from pytest_codelab.settings import SETTINGS_KEY, Settings, header_lines, resolve
 
 pytest_plugins = ["pytest_codelab.fixtures"]
@@ -79,6 +80,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.workeroutput["codelab_notes"] = run.notes  # type: ignore[attr-defined]
     config.stash[RUN_KEY] = run
     config.stash[_SEEN_FAILURES] = {}
+    config.pluginmanager.register(
+        ReportPlugin(config, controller=workerinput is None), "codelab-report"
+    )
     config.pluginmanager.register(E2eLast(), "codelab-e2e-last")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "codelab-xdist")

@@ -53,6 +53,8 @@ class Settings:
     allow_disruptive: bool = False
     timeout_scale: float = 1.0
     load_workers: int = 0
+    load_image: str | None = None
+    load_master_host: str | None = None
     sources: Mapping[str, Source] = field(default_factory=lambda: MappingProxyType({}))
 
     def source(self, name: str) -> Source:

@@ -51,6 +51,7 @@ class StackInfo:
     namespace: str
     deployed: bool
     ingress_url: str | None
+    ingress_host: str | None = None
     objects: tuple[Mapping[str, Any], ...] = ()
     skipped: tuple[str, ...] = ()
 

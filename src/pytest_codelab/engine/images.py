@@ -49,6 +49,9 @@ CREATED = "2025-01-01T00:00:00Z"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: The LiteLLM image name the bundled manifests use (manifests/20-llm-proxy.yaml).
 LITELLM_IMAGE = "ghcr.io/berriai/litellm:v1.80.11-stable.1"
+#: The Locust the gate runs (its master and the worker pods must match).
+LOCUST_VERSION = "2.47.0"
+LOCUST_IMAGE = f"codelab/locust:{LOCUST_VERSION}"
 #: The PyPI release installed into that image (the version in its tag).
 LITELLM_VERSION = "1.80.11"
 SERVICE_VERSIONS = ("1.0.0", "1.1.0")
@@ -1322,6 +1325,35 @@ def litellm_recipe(
     )
 
 
+def locust_recipe(image: str = LOCUST_IMAGE, version: str = LOCUST_VERSION) -> Recipe:
+    """Locust worker pods for distributed load (``--codelab-load-workers``): the locustfile
+    comes from the master, so the image is only Python and ``locust`` from PyPI."""
+    venv = ChrootLayer(
+        "locust-venv",
+        (python_layer(),),
+        script=(
+            "python3 -m venv /opt/locust\n"
+            f"/opt/locust/bin/pip install -q 'locust=={version}'\n"
+            "/opt/locust/bin/locust --version\n"
+        ),
+        capture=("opt/locust",),
+        role="venv layer",
+        hint="pip install locust, ~1 min",
+    )
+    return Recipe(
+        "locust",
+        (image,),
+        (python_layer(), venv),
+        ImageConfig(
+            entrypoint=("/opt/locust/bin/locust",),
+            env=env(PATH="/opt/locust/bin:" + DEFAULT_PATH, LANG="C.UTF-8", PYTHONUNBUFFERED="1"),
+            workdir="/tmp",
+            user="10001",
+        ),
+        f"Locust {version} (PyPI) for load worker pods",
+    )
+
+
 def recipes(src: Path | None = None, *, litellm_image: str | None = None) -> dict[str, Recipe]:
     """The recipe table: every image the local cluster runs besides the add-ons' binaries."""
     table: dict[str, Recipe] = {
@@ -1336,6 +1368,7 @@ def recipes(src: Path | None = None, *, litellm_image: str | None = None) -> dic
     table["redis"] = redis_recipe(src)
     image = litellm_image or os.environ.get("CODELAB_LITELLM_IMAGE") or LITELLM_IMAGE
     table["litellm"] = litellm_recipe(image, src=src)
+    table["locust"] = locust_recipe()
     return table
 
 
@@ -1346,6 +1379,7 @@ DEFAULT_SET = (
     "postgres",
     "redis",
     "litellm",
+    "locust",
 )
 #: Group names accepted by build()/the CLI.
 GROUPS = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pytest_codelab.cluster import ClusterHandle
 from pytest_codelab.engine import build, images_load, status, up
+from pytest_codelab.engine.addons import INGRESS_GAPS
 from pytest_codelab.engine.down import down
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import Layout
@@ -42,6 +43,7 @@ class LocalCluster:
             ingress_url=self.layout.ingress_url,
             name="local",
             created=self.created,
+            ingress_gaps=dict(INGRESS_GAPS),
         )
 
     def stop(self) -> None:
