@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import urllib.parse
 from collections.abc import Callable
@@ -12,12 +11,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pytest_codelab import traffic
+from pytest_codelab.credentials import oauth_client_id, oauth_client_secret, secret_value
 from pytest_codelab.settings import Settings
 from pytest_codelab.stack import StackInfo
 
 INGRESS = "codelab-ingress"
-OAUTH_SECRET, OAUTH_SECRET_KEY = "oauth-secret", "client-secret"
-GATE_CLIENT_ID = "pytest-codelab"
 
 
 @pytest.fixture(scope="session")
@@ -29,18 +27,6 @@ def codelab_ingress(codelab_stack: StackInfo, k8s_client: client.ApiClient) -> c
         )
     except ApiException as exc:
         pytest.skip(f"ingress/{INGRESS} in {codelab_stack.namespace}: HTTP {exc.status}")
-
-
-def secret_text(core: client.CoreV1Api, namespace: str, name: str, key: str) -> str:
-    """One decoded Secret value (never logged); skips the test when it cannot be read."""
-    try:
-        secret = core.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        pytest.skip(f"cannot read secret/{name} in {namespace}: HTTP {exc.status}")
-    value = (secret.data or {}).get(key)
-    if value is None:
-        pytest.skip(f"secret/{name} in {namespace} has no key {key!r}")
-    return base64.b64decode(value).decode()
 
 
 def ingress_conflicts(api: client.ApiClient, ingress: client.V1Ingress, host: str) -> list[str]:
@@ -88,7 +74,7 @@ def ingress_target(
     ca_pem = None
     for tls in (codelab_ingress.spec.tls if codelab_ingress.spec else None) or []:
         if host in (tls.hosts or []) and tls.secret_name:
-            ca_pem = secret_text(core_v1, codelab_stack.namespace, tls.secret_name, "tls.crt")
+            ca_pem = secret_value(core_v1, codelab_stack.namespace, tls.secret_name, "tls.crt")
     conflicts = ingress_conflicts(k8s_client, codelab_ingress, host)
     if conflicts:
         pytest.fail(
@@ -108,20 +94,6 @@ def ingress_target(
     return target
 
 
-def _client_id(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> str:
-    """auth-service's OAUTH2_CLIENT_ID when it restricts the client, else the gate's id."""
-    deployment = apps.read_namespaced_deployment("auth-service", namespace)
-    for container in deployment.spec.template.spec.containers:
-        for env in container.env or []:
-            if env.name != "OAUTH2_CLIENT_ID":
-                continue
-            ref = env.value_from.secret_key_ref if env.value_from else None
-            if ref is not None:
-                return secret_text(core, namespace, ref.name, ref.key)
-            return str(env.value or GATE_CLIENT_ID)
-    return GATE_CLIENT_ID
-
-
 @pytest.fixture(scope="session")
 def api_token(
     ingress_target: traffic.Target,
@@ -132,8 +104,8 @@ def api_token(
     """A bearer token from auth-service (client credentials through the Ingress, the client
     secret read from ``oauth-secret``)."""
     ns = codelab_stack.namespace
-    secret = secret_text(core_v1, ns, OAUTH_SECRET, OAUTH_SECRET_KEY)
-    client_id = _client_id(apps_v1, core_v1, ns)
+    secret = oauth_client_secret(core_v1, ns)
+    client_id = oauth_client_id(apps_v1, core_v1, ns)
     form = urllib.parse.urlencode(
         {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     )

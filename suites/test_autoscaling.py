@@ -15,10 +15,10 @@ Scale-down is checked only where the gate may shorten the HPA's scale-down stabi
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pytest_codelab import load, report
+from pytest_codelab.credentials import (
+    OAUTH_SECRET,
+    OAUTH_SECRET_KEY,
+    oauth_client_id,
+    oauth_client_secret,
+)
 from pytest_codelab.fixtures import skip_if_missing_kind
 from pytest_codelab.manifests import source_of
 from pytest_codelab.namespaces import NamespaceInfo
@@ -64,8 +70,9 @@ LOAD_ENV = {
 SETTLE_DEADLINE, SCALE_OUT_DEADLINE, SCALE_DOWN_DEADLINE = 120.0, 75.0, 150.0
 #: Seconds of traffic new pods get after they are Ready, before the load may stop early.
 TRAFFIC_AFTER_READY = 15.0
-OAUTH_SECRET, OAUTH_SECRET_KEY = "oauth-secret", "client-secret"
 SCALE_DOWN_WINDOW = 0
+#: The client id the load presents when auth-service accepts any.
+LOAD_CLIENT_ID = "pytest-codelab-load"
 VPA = ("autoscaling.k8s.io", "v1", "verticalpodautoscalers", "agent-runtime-vpa")
 
 #: Marks of the tests that put the stack under load (the offline test has none of these).
@@ -78,31 +85,6 @@ e2e, cluster, disruptive, slow = (
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def secret_value(core: client.CoreV1Api, namespace: str, name: str, key: str) -> str:
-    """One decoded Secret value (never logged); skips when it cannot be read."""
-    try:
-        data = core.read_namespaced_secret(name, namespace).data or {}
-    except ApiException as exc:
-        pytest.skip(f"cannot read secret/{name} in {namespace}: HTTP {exc.status}")
-    if key not in data:
-        pytest.skip(f"secret/{name} in {namespace} has no key {key!r}")
-    return base64.b64decode(data[key]).decode()
-
-
-def oauth_client_id(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> str:
-    """auth-service's OAUTH2_CLIENT_ID when it restricts the client, else the load's own id."""
-    deployment = apps.read_namespaced_deployment("auth-service", namespace)
-    for container in deployment.spec.template.spec.containers:
-        for env in container.env or []:
-            if env.name != "OAUTH2_CLIENT_ID":
-                continue
-            ref = env.value_from.secret_key_ref if env.value_from else None
-            if ref is not None:
-                return secret_value(core, namespace, ref.name, ref.key)
-            return str(env.value or "pytest-codelab-load")
-    return "pytest-codelab-load"
 
 
 def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> dict[str, client.V1Pod]:
@@ -270,11 +252,33 @@ def worker_image_skip_reason(core: client.CoreV1Api, image: str, configured: boo
     )
 
 
-def master_host(settings: Settings, target: Target) -> str:
+def master_host(settings: Settings, spec: load.LoadSpec) -> str:
     """Where worker pods reach the master: configured, else this host's address on the route
     to the ingress (the node reaches the engine host at its veth address, 172.31.254.1)."""
-    configured = settings.load_master_host
-    return str(configured or load.local_address_towards(target.address))
+    address = urllib.parse.urlsplit(spec.host).hostname or ""
+    return str(settings.load_master_host or load.local_address_towards(address))
+
+
+def distributed(
+    spec: load.LoadSpec,
+    out_dir: Path,
+    core: client.CoreV1Api,
+    namespace: str,
+    image: str,
+    settings: Settings,
+) -> contextlib.AbstractContextManager[tuple[load.LocustRun, Any]]:
+    """Locust master here, worker pods in the namespace; the OAuth secret reaches the pods
+    by secretKeyRef, never in their spec's plain env."""
+    return load.distributed(
+        spec,
+        out_dir,
+        core,
+        namespace,
+        image=image,
+        master_host=master_host(settings, spec),
+        secret_env={load.SECRET_ENV: (OAUTH_SECRET, OAUTH_SECRET_KEY)},
+        pod_env={k: v for k, v in spec.env.items() if k != load.SECRET_ENV},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -329,8 +333,8 @@ def scale_out(
             env={
                 **LOAD_ENV,
                 "CODELAB_INGRESS_HOST": ingress_target.server_name,
-                "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns),
-                load.SECRET_ENV: secret_value(core_v1, ns, OAUTH_SECRET, OAUTH_SECRET_KEY),
+                "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns, LOAD_CLIENT_ID),
+                load.SECRET_ENV: oauth_client_secret(core_v1, ns),
             },
             remote_workers=workers,
             master_bind_host="0.0.0.0" if workers else "127.0.0.1",
@@ -338,16 +342,7 @@ def scale_out(
         with contextlib.ExitStack() as stack:
             if workers:
                 locust, pods = stack.enter_context(
-                    load.distributed(
-                        spec,
-                        out_dir,
-                        core_v1,
-                        ns,
-                        image=load_image[0],
-                        master_host=master_host(codelab_settings, ingress_target),
-                        secret_env={load.SECRET_ENV: (OAUTH_SECRET, OAUTH_SECRET_KEY)},
-                        pod_env={k: v for k, v in spec.env.items() if k != load.SECRET_ENV},
-                    )
+                    distributed(spec, out_dir, core_v1, ns, load_image[0], codelab_settings)
                 )
                 run.notes.append(f"{workers} Locust worker pods: {', '.join(pods.names)}")
             else:
@@ -704,25 +699,19 @@ def test_distributed_load_workers(
         name="distributed",
         env={
             "CODELAB_INGRESS_HOST": ingress_target.server_name,
-            "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns),
+            "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns, LOAD_CLIENT_ID),
             "CODELAB_LOAD_MIX": "whoami=1,work=0,session=0",
-            load.SECRET_ENV: secret_value(core_v1, ns, OAUTH_SECRET, OAUTH_SECRET_KEY),
+            load.SECRET_ENV: oauth_client_secret(core_v1, ns),
         },
         remote_workers=workers,
         master_bind_host="0.0.0.0",
         expect_workers_wait=90,
     )
     out_dir = codelab_settings.report_dir / "load" / safe_name(ns)
-    with load.distributed(
-        spec,
-        out_dir,
-        core_v1,
-        ns,
-        image=load_image[0],
-        master_host=master_host(codelab_settings, ingress_target),
-        secret_env={load.SECRET_ENV: (OAUTH_SECRET, OAUTH_SECRET_KEY)},
-        pod_env={k: v for k, v in spec.env.items() if k != load.SECRET_ENV},
-    ) as (locust, pods):
+    with distributed(spec, out_dir, core_v1, ns, load_image[0], codelab_settings) as (
+        locust,
+        pods,
+    ):
         locust.wait()
         pod_state = pods.describe()
         pod_logs = pods.logs()

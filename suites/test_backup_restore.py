@@ -56,19 +56,10 @@ REDIS_KEY_PREFIX = "codelab:gate:backup:"
 #: Ingresses are left out of the restore into a second namespace (the host is taken).
 NO_INGRESS = ("ingresses.networking.k8s.io",)
 
-PSQL = (
-    'export PGPASSWORD="$POSTGRES_PASSWORD"; '
-    'psql -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "${POSTGRES_USER:-postgres}" '
-    '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -tAc "$1"'
-)
-REDIS_CLI = (
-    'if [ -z "$REDISCLI_AUTH" ] && [ -n "$REDIS_PASSWORD" ]; then '
-    'export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; redis-cli -h 127.0.0.1 "$@"'
-)
 #: Pre-backup hooks: flush PostgreSQL's dirty pages and write Redis' RDB, so the files the
 #: node-agent copies are at rest.
-PG_HOOK = ["sh", "-c", PSQL, "psql", "CHECKPOINT"]
-REDIS_HOOK = ["sh", "-c", REDIS_CLI, "redis-cli", "SAVE"]
+PG_HOOK = podtools.psql_argv("CHECKPOINT")
+REDIS_HOOK = podtools.redis_cli_argv("SAVE")
 
 
 def checksum_sql(table: str) -> str:
@@ -149,10 +140,10 @@ class Data:
         return res.stdout
 
     def psql(self, sql: str) -> str:
-        return self._exec("postgres", ["sh", "-c", PSQL, "psql", sql]).strip()
+        return self._exec("postgres", podtools.psql_argv(sql)).strip()
 
     def redis(self, *args: str) -> str:
-        return self._exec("redis", ["sh", "-c", REDIS_CLI, "redis-cli", *args]).strip()
+        return self._exec("redis", podtools.redis_cli_argv(*args)).strip()
 
     def tables(self) -> list[str]:
         """The gate's table and CodeLab's sessions table when it exists."""

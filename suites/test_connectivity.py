@@ -274,6 +274,23 @@ def ingress_verdict(
     return False, [p.metadata.name for p in selecting]
 
 
+def admits(
+    policies: list[client.V1NetworkPolicy],
+    endpoint: Endpoint,
+    pod: client.V1Pod,
+    ns_labels: Mapping[str, str],
+) -> tuple[bool, list[str]]:
+    """:func:`ingress_verdict` for traffic from ``pod`` to a Service's ``endpoint``."""
+    return ingress_verdict(
+        policies,
+        endpoint.labels,
+        endpoint.target_port,
+        endpoint.port_name,
+        pod.metadata.labels or {},
+        ns_labels,
+    )
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A Service port and the labels/port of the pods behind it."""
@@ -382,14 +399,7 @@ def test_service_answers_by_dns_name(
         return
     for source in PYTHON_SOURCES:
         pod = source_pod(core_v1, ns, source)
-        allowed, _ = ingress_verdict(
-            network_policies,
-            endpoint.labels,
-            endpoint.target_port,
-            endpoint.port_name,
-            pod.metadata.labels or {},
-            ns_labels,
-        )
+        allowed, _ = admits(network_policies, endpoint, pod, ns_labels)
         if allowed:
             ok, detail = run_check(pod_exec, pod, "tcp", f"TARGET={service}:{port}")
             assert ok, f"pod/{pod.metadata.name} could not reach {service}:{port}: {detail}"
@@ -445,14 +455,7 @@ def test_forbidden_paths_are_refused(
         for endpoint in endpoints:
             if endpoint.service == source:
                 continue
-            ok, selecting = ingress_verdict(
-                network_policies,
-                endpoint.labels,
-                endpoint.target_port,
-                endpoint.port_name,
-                pod.metadata.labels or {},
-                ns_labels,
-            )
+            ok, selecting = admits(network_policies, endpoint, pod, ns_labels)
             if ok:
                 allowed.setdefault(source, endpoint)
             else:

@@ -13,6 +13,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -470,17 +471,6 @@ def recreate_pod(
     waiter.statefulset(apps, namespace, sts)
 
 
-PSQL = (
-    'export PGPASSWORD="$POSTGRES_PASSWORD"; '
-    'psql -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "${POSTGRES_USER:-postgres}" '
-    '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -tAc "$1"'
-)
-REDIS_CLI = (
-    'if [ -z "$REDISCLI_AUTH" ] && [ -n "$REDIS_PASSWORD" ]; then '
-    'export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; redis-cli -h 127.0.0.1 "$@"'
-)
-
-
 @pytest.mark.disruptive
 @pytest.mark.requirement("5.1/statefulset: PostgreSQL data survives the loss of its pod")
 def test_postgres_row_survives_pod_deletion(
@@ -501,7 +491,7 @@ def test_postgres_row_survives_pod_deletion(
     token = f"gate-{secrets.token_hex(6)}"
 
     def psql(sql: str) -> podtools.ExecResult:
-        return pod_exec(pod.metadata.name, ["sh", "-c", PSQL, "psql", sql], container=container)
+        return pod_exec(pod.metadata.name, podtools.psql_argv(sql), container=container)
 
     written = psql(
         "CREATE TABLE IF NOT EXISTS codelab_gate_durability "
@@ -509,23 +499,51 @@ def test_postgres_row_survives_pod_deletion(
         f"INSERT INTO codelab_gate_durability (token) VALUES ('{token}');"
     )
     assert written.ok, f"psql in pod/{pod.metadata.name} failed: {written.stderr.strip()}"
+    survival = Survival(
+        app="postgres",
+        what=f"row {token!r}",
+        expected=token,
+        read=lambda: psql(f"SELECT token FROM codelab_gate_durability WHERE token='{token}'"),
+        forget=lambda: psql(f"DELETE FROM codelab_gate_durability WHERE token='{token}'"),
+    )
+    assert_survives_recreation(survival, pod, core_v1, apps_v1, waiter)
+    settle(k8s_client, ns, codelab_timeouts)
+
+
+@dataclass(frozen=True)
+class Survival:
+    """A datum written in a StatefulSet's pod: how to read it back and to remove it."""
+
+    app: str
+    what: str
+    expected: str
+    read: Callable[[], podtools.ExecResult]
+    forget: Callable[[], object]
+
+
+def assert_survives_recreation(
+    survival: Survival,
+    pod: client.V1Pod,
+    core_v1: client.CoreV1Api,
+    apps_v1: client.AppsV1Api,
+    waiter: Waiter,
+) -> None:
+    """Delete the pod, wait for the StatefulSet's new one to answer, compare, clean up."""
+    ns, name = pod.metadata.namespace, pod.metadata.name
     try:
-        recreate_pod(core_v1, apps_v1, ns, "postgres", pod, waiter)
+        recreate_pod(core_v1, apps_v1, ns, survival.app, pod, waiter)
         read = waiter.until(
-            lambda: _answer(
-                psql(f"SELECT token FROM codelab_gate_durability WHERE token='{token}'")
-            ),
-            f"psql in the recreated pod/{pod.metadata.name} to answer",
+            lambda: _answer(survival.read()),
+            f"{survival.app} in the recreated pod/{name} to answer",
             kind="exec",
         )
-        assert read.strip() == token, (
-            f"row {token!r} written before deleting pod/{pod.metadata.name} is gone: "
-            f"SELECT returned {read.strip()!r}"
+        assert read.strip() == survival.expected, (
+            f"{survival.what} written before deleting pod/{name} is gone: "
+            f"read back {read.strip()!r}"
         )
     finally:
         with contextlib.suppress(Exception):
-            psql(f"DELETE FROM codelab_gate_durability WHERE token='{token}'")
-    settle(k8s_client, ns, codelab_timeouts)
+            survival.forget()
 
 
 def _answer(result: podtools.ExecResult) -> tuple[bool, str]:
@@ -553,27 +571,19 @@ def test_redis_key_survives_pod_deletion(
     key, value = f"codelab:gate:durability:{secrets.token_hex(6)}", secrets.token_hex(8)
 
     def cli(*args: str) -> podtools.ExecResult:
-        return pod_exec(
-            pod.metadata.name, ["sh", "-c", REDIS_CLI, "redis-cli", *args], container=container
-        )
+        return pod_exec(pod.metadata.name, podtools.redis_cli_argv(*args), container=container)
 
     written = cli("SET", key, value)
     assert written.ok and written.stdout.strip() == "OK", (
         f"redis-cli SET in pod/{pod.metadata.name}: {written.stdout.strip()} "
         f"{written.stderr.strip()}"
     )
-    try:
-        recreate_pod(core_v1, apps_v1, ns, "redis", pod, waiter)
-        read = waiter.until(
-            lambda: _answer(cli("GET", key)),
-            f"redis-cli in the recreated pod/{pod.metadata.name} to answer",
-            kind="exec",
-        )
-        assert read.strip() == value, (
-            f"key {key} written before deleting pod/{pod.metadata.name} is gone: "
-            f"GET returned {read.strip()!r}"
-        )
-    finally:
-        with contextlib.suppress(Exception):
-            cli("DEL", key)
+    survival = Survival(
+        app="redis",
+        what=f"key {key}",
+        expected=value,
+        read=lambda: cli("GET", key),
+        forget=lambda: cli("DEL", key),
+    )
+    assert_survives_recreation(survival, pod, core_v1, apps_v1, waiter)
     settle(k8s_client, ns, codelab_timeouts)

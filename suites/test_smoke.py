@@ -7,13 +7,13 @@ key and the LLM proxy's completion that this one request produced.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterator
 
 import pytest
 from kubernetes import client
 
+from pytest_codelab.credentials import oauth_client_secret
 from pytest_codelab.ingress import IngressClient
 from pytest_codelab.podtools import ExecResult
 from pytest_codelab.settings import Settings
@@ -21,13 +21,6 @@ from pytest_codelab.stack import StackInfo
 from pytest_codelab.waiting import Waiter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
-
-
-def _secret_value(core: client.CoreV1Api, ns: str, name: str, key: str) -> str:
-    data = core.read_namespaced_secret(name, ns).data or {}
-    if key not in data:
-        pytest.fail(f"Secret {ns}/{name} has no key {key!r}")
-    return base64.b64decode(data[key]).decode()
 
 
 def _ready_pod(core: client.CoreV1Api, ns: str, app: str) -> str:
@@ -58,7 +51,7 @@ def token(
     waiter_module: Waiter,
 ) -> str:
     """An access token from auth-service through the ingress (client credentials)."""
-    secret = _secret_value(core_v1, codelab_stack.namespace, "oauth-secret", "client-secret")
+    secret = oauth_client_secret(core_v1, codelab_stack.namespace)
     last: dict[str, object] = {}
 
     def probe() -> tuple[bool, str]:

@@ -294,3 +294,27 @@ def _probe_exit_code(pod: client.V1Pod) -> int:
         if cs.state and cs.state.terminated:
             return cs.state.terminated.exit_code
     return -1
+
+
+#: Shell for psql inside a PostgreSQL container, authenticated from the container's own
+#: environment (the official image's POSTGRES_* variables): the gate never holds the password.
+_PSQL = (
+    'export PGPASSWORD="$POSTGRES_PASSWORD"; '
+    'psql -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "${POSTGRES_USER:-postgres}" '
+    '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -tAc "$1"'
+)
+#: The same for redis-cli (REDIS_PASSWORD when the container sets one).
+_REDIS_CLI = (
+    'if [ -z "$REDISCLI_AUTH" ] && [ -n "$REDIS_PASSWORD" ]; then '
+    'export REDISCLI_AUTH="$REDIS_PASSWORD"; fi; redis-cli -h 127.0.0.1 "$@"'
+)
+
+
+def psql_argv(sql: str) -> list[str]:
+    """argv that runs one SQL statement in a PostgreSQL container (tuples only, unaligned)."""
+    return ["sh", "-c", _PSQL, "psql", sql]
+
+
+def redis_cli_argv(*args: str) -> list[str]:
+    """argv that runs one redis-cli command in a Redis container."""
+    return ["sh", "-c", _REDIS_CLI, "redis-cli", *args]

@@ -273,24 +273,48 @@ class Session:
                 self.close()
                 error = _error_text(exc)
                 break
-        result = Result(
-            seq=self._seq,
-            method=method,
-            path=path,
-            started=started,
-            wall=wall,
-            elapsed=time.monotonic() - started,
-            status=status,
-            error=error,
-            headers=resp_headers,
-            body=data[:BODY_KEPT],
+        return _result(
+            (self._seq, method, path, started, wall),
+            status,
+            error,
+            resp_headers,
+            data,
+            expect,
             retried=retried,
         )
-        return _with_ok(result, expect)
 
 
 def _with_ok(result: Result, expect: Callable[[Result], bool]) -> Result:
     return dataclasses.replace(result, ok=result.error is None and expect(result))
+
+
+def _result(
+    sent: tuple[int, str, str, float, float],
+    status: int | None,
+    error: str | None,
+    headers: dict[str, str],
+    data: bytes,
+    expect: Callable[[Result], bool],
+    *,
+    retried: bool = False,
+) -> Result:
+    """The Result of a request ``sent`` as (seq, method, path, monotonic start, wall start)
+    that ended now, judged by ``expect``."""
+    seq, method, path, started, wall = sent
+    result = Result(
+        seq=seq,
+        method=method,
+        path=path,
+        started=started,
+        wall=wall,
+        elapsed=time.monotonic() - started,
+        status=status,
+        error=error,
+        headers=headers,
+        body=data[:BODY_KEPT],
+        retried=retried,
+    )
+    return _with_ok(result, expect)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -369,19 +393,9 @@ def upload(
         error = f"{_error_text(exc)} after {sent} of {size} bytes"
     finally:
         conn.close()
-    result = Result(
-        seq=1,
-        method=method,
-        path=path,
-        started=started,
-        wall=wall,
-        elapsed=time.monotonic() - started,
-        status=status,
-        error=error,
-        headers=resp_headers,
-        body=data[:BODY_KEPT],
+    return _result(
+        (1, method, path, started, wall), status, error, resp_headers, data, default_expect
     )
-    return _with_ok(result, default_expect)
 
 
 def _readable(sock: socket.socket | None) -> bool:
