@@ -76,7 +76,7 @@ state = "{layout.state / "containerd" / "state"}"
   # This VM's root lacks CAP_SYS_RESOURCE, so no process may lower its OOM score:
   # clamp the scores kubelet asks for (-998 for sandboxes) to containerd's own.
   restrict_oom_score_adj = true
-  netns_mounts_under_state = true
+  netns_mounts_under_state_dir = true
   [{runtime}.containerd]
     default_runtime_name = "runc"
     [{runtime}.containerd.runtimes.runc]

@@ -80,7 +80,7 @@ def unmount_under(roots: list[Path]) -> None:
     """Lazily unmount every mount below ``roots``, deepest first.
 
     Pod network namespaces are among them: containerd is told to keep them under its
-    state folder (``netns_mounts_under_state``).
+    state folder (``netns_mounts_under_state_dir``).
     """
     prefixes = [str(r).rstrip("/") + "/" for r in roots]
     targets = [m for m in mount_points() if any(m.startswith(p) for p in prefixes)]
