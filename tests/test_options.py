@@ -11,7 +11,8 @@ from pytest_codelab.options import OPTIONS, Kind
 ARCHITECTURE_FIELDS = {
     "cluster", "kubeconfig", "context", "namespace", "keep_namespace", "manifests", "profile",
     "values", "image_registry", "image_tag", "ingress_url", "ingress_host", "ingress_class",
-    "report_dir", "allow_disruptive", "timeout_scale", "load_workers",
+    "report_dir", "allow_disruptive", "timeout_scale", "load_workers", "load_image",
+    "load_master_host",
 }  # fmt: skip
 
 
