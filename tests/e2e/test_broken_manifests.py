@@ -1,0 +1,97 @@
+"""On a real cluster: the suites fail, naming the object and what was seen, when the
+manifests under test (``--codelab-manifests``) break a requirement.
+
+One inner gate run (pytester, in a subprocess) deploys a copy of the bundled manifests with
+three faults into its own namespace: auth-service without a readiness probe, the gateway's
+HPA unable to scale (maxReplicas == minReplicas) and ``/oauth`` routed to the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_codelab.cluster import ClusterHandle
+from pytest_codelab.resources import bundled_path
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
+
+Fault = Callable[[dict[str, Any]], None]
+
+
+def _no_readiness(obj: dict[str, Any]) -> None:
+    if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "auth-service":
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            container.pop("readinessProbe", None)
+
+
+def _stuck_hpa(obj: dict[str, Any]) -> None:
+    if obj["kind"] == "HorizontalPodAutoscaler" and obj["metadata"]["name"] == "gateway-hpa":
+        obj["spec"]["maxReplicas"] = obj["spec"]["minReplicas"]
+
+
+def _oauth_to_gateway(obj: dict[str, Any]) -> None:
+    if obj["kind"] != "Ingress":
+        return
+    for rule in obj["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            if path["path"].startswith("/oauth"):
+                path["backend"]["service"] = {"name": "gateway", "port": {"number": 8000}}
+
+
+FAULTS: tuple[Fault, ...] = (_no_readiness, _stuck_hpa, _oauth_to_gateway)
+
+
+def broken_copy(dest: Path) -> Path:
+    """The bundled manifests with every fault applied, one file per source file."""
+    dest.mkdir()
+    for source in sorted(bundled_path("manifests").glob("*.yaml")):
+        docs = [d for d in yaml.safe_load_all(source.read_text()) if d]
+        for doc in docs:
+            for fault in FAULTS:
+                fault(doc)
+        (dest / source.name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return dest
+
+
+SELECTED = (
+    "test_probes.py::test_serving_pods_have_passing_probes",
+    "test_autoscaling.py::test_every_hpa_can_scale",
+    "test_ingress.py::test_oauth_path_reaches_auth_service",
+    "test_ingress.py::test_api_path_reaches_gateway",
+)
+
+
+def test_suites_fail_on_broken_manifests(
+    pytester: pytest.Pytester, codelab_cluster: ClusterHandle
+) -> None:
+    manifests = broken_copy(pytester.path / "broken")
+    suites = bundled_path("suites")
+    args = [
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+        "--codelab-cluster=existing",
+        f"--codelab-kubeconfig={codelab_cluster.kubeconfig}",
+        f"--codelab-manifests={manifests}",
+        f"--codelab-report-dir={pytester.path / 'report'}",
+        f"--rootdir={suites}",
+        *(str(suites / s) for s in SELECTED),
+    ]
+    if codelab_cluster.context:
+        args.append(f"--codelab-context={codelab_cluster.context}")
+    if codelab_cluster.ingress_url:
+        args.append(f"--codelab-ingress-url={codelab_cluster.ingress_url}")
+    result = pytester.runpytest_subprocess(*args, timeout=900)
+    result.assert_outcomes(failed=3, passed=1)
+    for line in (
+        "*deployment/auth-service container auth-service: no readiness_probe*",
+        "*HPA gateway-hpa*cannot scale gateway: minReplicas 3, maxReplicas 3*",
+        "FAILED *test_oauth_path_reaches_auth_service*",
+        "PASSED *test_api_path_reaches_gateway*",
+    ):
+        result.stdout.fnmatch_lines([line])
