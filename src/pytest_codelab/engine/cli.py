@@ -29,10 +29,10 @@ def cmd_down(args: argparse.Namespace) -> None:
     down.main_down()
 
 
-def cmd_status(args: argparse.Namespace) -> None:
+def cmd_status(args: argparse.Namespace) -> int:
     from pytest_codelab.engine import status
 
-    sys.exit(status.print_status())
+    return status.print_status()
 
 
 def cmd_load_image(args: argparse.Namespace) -> None:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; an EngineError prints one line (and its detail below), exit 1."""
     args = parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except EngineError as exc:
         print(f"codelab-cluster: error: {exc}", file=sys.stderr)
         if exc.detail:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codelab-cluster: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return int(code or 0)
 
 
 if __name__ == "__main__":
