@@ -10,7 +10,7 @@ import subprocess
 from importlib import resources
 from string import Template
 
-from pytest_codelab.engine import versions
+from pytest_codelab.engine import processes, versions
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import DNS_IP, NODE_IP, Layout
 
@@ -52,6 +52,7 @@ def substitutions(layout: Layout) -> dict[str, str]:
         "DNS_IP": DNS_IP,
         "NODE_IP": NODE_IP,
         "VOLUME_DIR": str(layout.volumes),
+        "GOGC": processes.GOGC,
     }
 
 

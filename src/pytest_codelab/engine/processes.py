@@ -34,6 +34,10 @@ class Component:
     log: Path
 
 
+#: Go's garbage-collection target for the engine's components (see start()).
+GOGC = "50"
+
+
 def start(
     layout: Layout, name: str, argv: list[str], env: dict[str, str] | None = None
 ) -> Component:
@@ -43,6 +47,10 @@ def start(
     log = layout.logs / f"{name}.log"
     full_env = dict(os.environ)
     full_env["PATH"] = f"{layout.bin}:{full_env.get('PATH', '/usr/bin:/bin')}"
+    # Every component is a Go program: collecting at 50% heap growth instead of 100% keeps
+    # the idle cluster under 1 GiB resident for a little CPU (GOGC in the caller's
+    # environment wins).
+    full_env.setdefault("GOGC", GOGC)
     full_env.update(env or {})
     cmd = ["nsenter", f"--net=/run/netns/{NETNS}", "--", *argv]
     with open(log, "ab") as out:
