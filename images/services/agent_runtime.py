@@ -72,10 +72,15 @@ class Postgres:
         with self._lock:
             if self._pool is None:
                 from psycopg2.pool import ThreadedConnectionPool
+
                 self._pool = ThreadedConnectionPool(
-                    0, int(os.environ.get("DB_POOL_SIZE", "20")), dsn=self.url,
-                    connect_timeout=3, application_name=f"agent-runtime/{HOSTNAME}",
-                    options="-c statement_timeout=10000")
+                    0,
+                    int(os.environ.get("DB_POOL_SIZE", "20")),
+                    dsn=self.url,
+                    connect_timeout=3,
+                    application_name=f"agent-runtime/{HOSTNAME}",
+                    options="-c statement_timeout=10000",
+                )
             return self._pool
 
     def run(self, sql: str, params: tuple[Any, ...] = (), fetch: str = "") -> Any:
@@ -110,9 +115,14 @@ class Postgres:
             self.schema_ready = True
 
 
-def create_app(database_url: str | None, redis_url: str | None, llm_url: str,
-               llm_key: str | None, internal_key: str | None = None,
-               model: str = "gpt-4") -> App:
+def create_app(
+    database_url: str | None,
+    redis_url: str | None,
+    llm_url: str,
+    llm_key: str | None,
+    internal_key: str | None = None,
+    model: str = "gpt-4",
+) -> App:
     """The agent-runtime app; database/redis URLs may be None (then /health says so)."""
     app = App()
     db = Postgres(database_url) if database_url else None
@@ -125,8 +135,11 @@ def create_app(database_url: str | None, redis_url: str | None, llm_url: str,
             if not redis_client:
                 import redis
 
-                kwargs: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2,
-                                          "health_check_interval": 30}
+                kwargs: dict[str, Any] = {
+                    "socket_connect_timeout": 2,
+                    "socket_timeout": 2,
+                    "health_check_interval": 30,
+                }
                 password = os.environ.get("REDIS_PASSWORD")
                 if password and "@" not in (redis_url or ""):
                     kwargs["password"] = password
@@ -171,10 +184,12 @@ def create_app(database_url: str | None, redis_url: str | None, llm_url: str,
 
     def complete(prompt: str, use_model: str) -> tuple[str, str]:
         headers = {"Authorization": f"Bearer {llm_key}"} if llm_key else {}
-        status, body = http.json("POST", f"{llm_url.rstrip('/')}/v1/chat/completions",
-                                 {"model": use_model,
-                                  "messages": [{"role": "user", "content": prompt}]},
-                                 headers=headers)
+        status, body = http.json(
+            "POST",
+            f"{llm_url.rstrip('/')}/v1/chat/completions",
+            {"model": use_model, "messages": [{"role": "user", "content": prompt}]},
+            headers=headers,
+        )
         if status != 200 or not isinstance(body, dict):
             detail = body.get("error") if isinstance(body, dict) else None
             raise RuntimeError(f"LLM proxy answered {status}: {str(detail)[:200]}")
@@ -198,21 +213,32 @@ def create_app(database_url: str | None, redis_url: str | None, llm_url: str,
         subject = req.headers.get("X-Codelab-Subject") or None
         session_id = uuid.uuid4().hex
         db.ensure_schema()
-        db.run("INSERT INTO sessions (id, subject, prompt, model, status, served_by) "
-               "VALUES (%s, %s, %s, %s, 'pending', %s)",
-               (session_id, subject, prompt, use_model, HOSTNAME))
+        db.run(
+            "INSERT INTO sessions (id, subject, prompt, model, status, served_by) "
+            "VALUES (%s, %s, %s, %s, 'pending', %s)",
+            (session_id, subject, prompt, use_model, HOSTNAME),
+        )
         try:
             completion_id, content = complete(prompt, use_model)
         except (OSError, RuntimeError, KeyError, IndexError, TypeError) as exc:
             db.run("UPDATE sessions SET status = 'failed' WHERE id = %s", (session_id,))
-            log("llm_error", session_id=session_id, error=type(exc).__name__,
-                detail=str(exc)[:200])
+            log("llm_error", session_id=session_id, error=type(exc).__name__, detail=str(exc)[:200])
             return error(502, "LLM proxy failed", session_id=session_id)
-        db.run("UPDATE sessions SET response = %s, completion_id = %s, status = 'completed' "
-               "WHERE id = %s", (content, completion_id, session_id))
-        record = {"session_id": session_id, "subject": subject, "prompt": prompt,
-                  "model": use_model, "response": content, "completion_id": completion_id,
-                  "status": "completed", "served_by": HOSTNAME}
+        db.run(
+            "UPDATE sessions SET response = %s, completion_id = %s, status = 'completed' "
+            "WHERE id = %s",
+            (content, completion_id, session_id),
+        )
+        record = {
+            "session_id": session_id,
+            "subject": subject,
+            "prompt": prompt,
+            "model": use_model,
+            "response": content,
+            "completion_id": completion_id,
+            "status": "completed",
+            "served_by": HOSTNAME,
+        }
         redis_key = f"codelab:session:{session_id}"
         get_redis().set(redis_key, json.dumps(record), ex=CACHE_TTL)
         return Response(201, {**record, "redis_key": redis_key})
@@ -229,12 +255,24 @@ def create_app(database_url: str | None, redis_url: str | None, llm_url: str,
         if cached:
             return Response(200, json.loads(cached), {"X-Cache": "hit"})
         db.ensure_schema()
-        row = db.run("SELECT id, subject, prompt, model, response, completion_id, status, "
-                     "served_by FROM sessions WHERE id = %s", (session_id,), fetch="one")
+        row = db.run(
+            "SELECT id, subject, prompt, model, response, completion_id, status, "
+            "served_by FROM sessions WHERE id = %s",
+            (session_id,),
+            fetch="one",
+        )
         if row is None:
             return error(404, "no such session")
-        keys = ("session_id", "subject", "prompt", "model", "response", "completion_id",
-                "status", "served_by")
+        keys = (
+            "session_id",
+            "subject",
+            "prompt",
+            "model",
+            "response",
+            "completion_id",
+            "status",
+            "served_by",
+        )
         record = dict(zip(keys, row, strict=True))
         get_redis().set(redis_key, json.dumps(record), ex=CACHE_TTL)
         return Response(200, record, {"X-Cache": "miss"})
@@ -250,10 +288,20 @@ def create_app(database_url: str | None, redis_url: str | None, llm_url: str,
         except ValueError:
             return error(400, "limit must be an integer")
         db.ensure_schema()
-        rows = db.run("SELECT id, status, created_at FROM sessions ORDER BY created_at DESC "
-                      "LIMIT %s", (limit,), fetch="all")
-        return Response(200, {"sessions": [{"session_id": r[0], "status": r[1],
-                                            "created_at": r[2].isoformat()} for r in rows]})
+        rows = db.run(
+            "SELECT id, status, created_at FROM sessions ORDER BY created_at DESC LIMIT %s",
+            (limit,),
+            fetch="all",
+        )
+        return Response(
+            200,
+            {
+                "sessions": [
+                    {"session_id": r[0], "status": r[1], "created_at": r[2].isoformat()}
+                    for r in rows
+                ]
+            },
+        )
 
     @app.route("GET", "/api/v1/work")
     def do_work(req: Request) -> Response:
@@ -268,17 +316,30 @@ def create_app(database_url: str | None, redis_url: str | None, llm_url: str,
             return error(400, f"n must be between 0 and {MAX_WORK}")
         started = time.monotonic()
         digest = work(rounds)
-        return Response(200, {"n": rounds, "digest": digest, "served_by": HOSTNAME,
-                              "ms": round((time.monotonic() - started) * 1000, 1)})
+        return Response(
+            200,
+            {
+                "n": rounds,
+                "digest": digest,
+                "served_by": HOSTNAME,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            },
+        )
 
     @app.route("GET", "/api/v1/whoami")
     def whoami(req: Request) -> Response:
         denied = authorized(req)
         if denied:
             return denied
-        return Response(200, {"subject": req.headers.get("X-Codelab-Subject"),
-                              "served_by": HOSTNAME, "service": app.name,
-                              "version": app.version})
+        return Response(
+            200,
+            {
+                "subject": req.headers.get("X-Codelab-Subject"),
+                "served_by": HOSTNAME,
+                "service": app.name,
+                "version": app.version,
+            },
+        )
 
     return app
 
@@ -288,14 +349,23 @@ def main() -> None:
     database_url = os.environ.get("DATABASE_URL") or None
     redis_url = os.environ.get("REDIS_URL") or None
     llm_url = os.environ.get("LLM_PROXY_URL", "http://llm-proxy:4000")
-    llm_key = (os.environ.get("LLM_PROXY_API_KEY") or os.environ.get("LITELLM_MASTER_KEY")
-               or os.environ.get("OPENAI_API_KEY") or None)
+    llm_key = (
+        os.environ.get("LLM_PROXY_API_KEY")
+        or os.environ.get("LITELLM_MASTER_KEY")
+        or os.environ.get("OPENAI_API_KEY")
+        or None
+    )
     internal = os.environ.get("INTERNAL_API_KEY") or None
     model = os.environ.get("LLM_MODEL", "gpt-4")
-    log("starting", database=redact_url(database_url) if database_url else None,
-        redis=redact_url(redis_url) if redis_url else None, llm_proxy=redact_url(llm_url),
+    log(
+        "starting",
+        database=redact_url(database_url) if database_url else None,
+        redis=redact_url(redis_url) if redis_url else None,
+        llm_proxy=redact_url(llm_url),
         llm_key="set" if llm_key else "unset",
-        internal_api_key="set" if internal else "unset", model=model)
+        internal_api_key="set" if internal else "unset",
+        model=model,
+    )
     run(create_app(database_url, redis_url, llm_url, llm_key, internal, model), PORT)
 
 

@@ -86,12 +86,27 @@ def create_app(jwt_secret: str, client_secret: str, client_id: str | None = None
             return _oauth_error(401, "invalid_client", "bad client credentials")
         now = int(time.time())
         scope = form.get("scope", "api")
-        claims = {"iss": ISSUER, "sub": cid, "aud": AUDIENCE, "iat": now, "nbf": now,
-                  "exp": now + TTL, "jti": uuid.uuid4().hex, "scope": scope}
+        claims = {
+            "iss": ISSUER,
+            "sub": cid,
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + TTL,
+            "jti": uuid.uuid4().hex,
+            "scope": scope,
+        }
         log("token_issued", client_id=cid, jti=claims["jti"])
-        return Response(200, {"access_token": jwt_encode(claims, jwt_secret),
-                              "token_type": "Bearer", "expires_in": TTL, "scope": scope},
-                        {"Cache-Control": "no-store"})
+        return Response(
+            200,
+            {
+                "access_token": jwt_encode(claims, jwt_secret),
+                "token_type": "Bearer",
+                "expires_in": TTL,
+                "scope": scope,
+            },
+            {"Cache-Control": "no-store"},
+        )
 
     def _check(token: str | None) -> tuple[dict[str, Any] | None, str]:
         if not token:
@@ -105,9 +120,11 @@ def create_app(jwt_secret: str, client_secret: str, client_id: str | None = None
     def verify(req: Request) -> Response:
         claims, why = _check(bearer_token(req.headers))
         if claims is None:
-            return Response(401, {"active": False, "error": "invalid_token",
-                                  "error_description": why},
-                            {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return Response(
+                401,
+                {"active": False, "error": "invalid_token", "error_description": why},
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         return Response(200, {"active": True, **claims})
 
     @app.route("POST", "/oauth/introspect")
@@ -121,10 +138,18 @@ def create_app(jwt_secret: str, client_secret: str, client_id: str | None = None
 
     @app.route("GET", "/oauth/.well-known")
     def metadata(req: Request) -> Response:
-        return Response(200, {"issuer": ISSUER, "token_endpoint": "/oauth/token",
-                              "grant_types_supported": ["client_credentials"],
-                              "token_endpoint_auth_methods_supported":
-                                  ["client_secret_basic", "client_secret_post"]})
+        return Response(
+            200,
+            {
+                "issuer": ISSUER,
+                "token_endpoint": "/oauth/token",
+                "grant_types_supported": ["client_credentials"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                ],
+            },
+        )
 
     return app
 
@@ -135,9 +160,17 @@ def main() -> None:
 
     cfg = require_env("JWT_SECRET_KEY", "OAUTH2_CLIENT_SECRET")
     client_id = os.environ.get("OAUTH2_CLIENT_ID") or None
-    log("starting", config=json.dumps({"JWT_SECRET_KEY": "set", "OAUTH2_CLIENT_SECRET": "set",
-                                       "OAUTH2_CLIENT_ID": client_id or "(any)",
-                                       "ttl": TTL}))
+    log(
+        "starting",
+        config=json.dumps(
+            {
+                "JWT_SECRET_KEY": "set",
+                "OAUTH2_CLIENT_SECRET": "set",
+                "OAUTH2_CLIENT_ID": client_id or "(any)",
+                "ttl": TTL,
+            }
+        ),
+    )
     run(create_app(cfg["JWT_SECRET_KEY"], cfg["OAUTH2_CLIENT_SECRET"], client_id), PORT)
 
 

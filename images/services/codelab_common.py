@@ -46,8 +46,12 @@ _log_lock = threading.Lock()
 
 def log(event: str, **fields: Any) -> None:
     """One JSON line on stdout. Callers pass no secret values (names and hosts only)."""
-    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
-            "service": SERVICE, "event": event, **fields}
+    line = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+        "service": SERVICE,
+        "event": event,
+        **fields,
+    }
     text = json.dumps(line, default=str, separators=(",", ":"))
     with _log_lock:
         sys.stdout.write(text + "\n")
@@ -105,8 +109,14 @@ def jwt_encode(claims: dict[str, Any], key: str) -> str:
     return f"{header}.{payload}.{b64url(sig)}"
 
 
-def jwt_decode(token: str, key: str, *, audience: str | None = None, leeway: float = 30,
-               now: float | None = None) -> dict[str, Any]:
+def jwt_decode(
+    token: str,
+    key: str,
+    *,
+    audience: str | None = None,
+    leeway: float = 30,
+    now: float | None = None,
+) -> dict[str, Any]:
     """Verified claims of an HS256 JWT; only HS256 is accepted (no ``none``)."""
     parts = token.split(".")
     if len(parts) != 3:
@@ -118,8 +128,9 @@ def jwt_decode(token: str, key: str, *, audience: str | None = None, leeway: flo
         raise TokenError("malformed token") from exc
     if not isinstance(header, dict) or header.get("alg") != "HS256":
         raise TokenError("unsupported algorithm")
-    expected = hmac.new(key.encode(), f"{parts[0]}.{parts[1]}".encode("ascii"),
-                        hashlib.sha256).digest()
+    expected = hmac.new(
+        key.encode(), f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256
+    ).digest()
     if not hmac.compare_digest(expected, b64url_decode(parts[2])):
         raise TokenError("bad signature")
     if not isinstance(claims, dict):
@@ -158,7 +169,8 @@ class HttpClient:
 
     def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "pool", {})
+            "pool", {}
+        )
         conn = pool.get((scheme, netloc))
         if conn is None:
             cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
@@ -166,9 +178,15 @@ class HttpClient:
             pool[(scheme, netloc)] = conn
         return conn
 
-    def request(self, method: str, url: str, *, body: bytes | None = None,
-                headers: dict[str, str] | None = None,
-                timeout: float | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) of one request; raises OSError when unreachable."""
         parts = urllib.parse.urlsplit(url)
         path = parts.path or "/"
@@ -187,9 +205,13 @@ class HttpClient:
                 if resp.will_close:
                     conn.close()
                 return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-            except (http.client.RemoteDisconnected, ConnectionResetError,
-                    BrokenPipeError, http.client.CannotSendRequest,
-                    http.client.ResponseNotReady):
+            except (
+                http.client.RemoteDisconnected,
+                ConnectionResetError,
+                BrokenPipeError,
+                http.client.CannotSendRequest,
+                http.client.ResponseNotReady,
+            ):
                 conn.close()
                 if attempt == 1 or not reused:
                     raise
@@ -198,9 +220,15 @@ class HttpClient:
                 raise
         raise OSError("unreachable")  # pragma: no cover
 
-    def json(self, method: str, url: str, payload: Any = None, *,
-             headers: dict[str, str] | None = None,
-             timeout: float | None = None) -> tuple[int, Any]:
+    def json(
+        self,
+        method: str,
+        url: str,
+        payload: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
         """(status, decoded JSON or None) of a JSON request."""
         hdrs = {"Accept": "application/json", **(headers or {})}
         body = None
@@ -282,9 +310,11 @@ class App:
 
     def route(self, method: str, path: str, *, prefix: bool = False) -> Callable[[Route], Route]:
         """Register a handler for ``method`` and an exact path (or a path prefix)."""
+
         def deco(fn: Route) -> Route:
             self.routes.append((method, path, prefix, fn))
             return fn
+
         return deco
 
     def dispatch(self, req: Request) -> Response:
@@ -293,14 +323,22 @@ class App:
             if self.draining.is_set():
                 return Response(503, {"status": "draining", "service": self.name})
             ok, checks = self.health_check()
-            return Response(200 if ok else 503, {"status": "ok" if ok else "unavailable",
-                                                 "service": self.name, "checks": checks})
+            return Response(
+                200 if ok else 503,
+                {"status": "ok" if ok else "unavailable", "service": self.name, "checks": checks},
+            )
         if req.path == "/livez" and req.method in ("GET", "HEAD"):
             return Response(200, {"status": "alive", "service": self.name})
         if req.path == "/version" and req.method in ("GET", "HEAD"):
-            return Response(200, {"service": self.name, "version": self.version,
-                                  "hostname": HOSTNAME,
-                                  "uptime_seconds": round(time.time() - self.started, 1)})
+            return Response(
+                200,
+                {
+                    "service": self.name,
+                    "version": self.version,
+                    "hostname": HOSTNAME,
+                    "uptime_seconds": round(time.time() - self.started, 1),
+                },
+            )
         allowed: list[str] = []
         for method, path, prefix, fn in self.routes:
             match = req.path.startswith(path) if prefix else req.path == path
@@ -311,8 +349,9 @@ class App:
                     return fn(req)
                 allowed.append(method)
         if allowed:
-            return Response(405, {"error": "method not allowed"},
-                            {"Allow": ", ".join(sorted(set(allowed)))})
+            return Response(
+                405, {"error": "method not allowed"}, {"Allow": ", ".join(sorted(set(allowed)))}
+            )
         return error(404, "not found")
 
     def make_server(self, host: str = "0.0.0.0", port: int = 0) -> Server:
@@ -331,6 +370,7 @@ class App:
             time.sleep(SHUTDOWN_DELAY)
             if self.server is not None:
                 self.server.shutdown()
+
         threading.Thread(target=stop, name="shutdown", daemon=True).start()
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
@@ -356,8 +396,9 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 app: App) -> None:
+    def __init__(
+        self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], app: App
+    ) -> None:
         self.app = app
         self.lock = threading.Lock()
         self.conns: dict[Handler, bool] = {}  # handler -> busy
@@ -457,8 +498,17 @@ class Handler(BaseHTTPRequestHandler):
             oversize = length if length > MAX_BUFFERED_BODY else 0
             body = self._discard(length) if oversize else self.rfile.read(length)
             query = dict(urllib.parse.parse_qsl(split.query))
-            req = Request(self.command, split.path, query, self.headers, body, request_id,
-                          self.client_address[0], split.query, oversize)
+            req = Request(
+                self.command,
+                split.path,
+                query,
+                self.headers,
+                body,
+                request_id,
+                self.client_address[0],
+                split.query,
+                oversize,
+            )
             try:
                 resp = app.dispatch(req)
             except Exception as exc:  # noqa: BLE001 - a request must never kill the server
@@ -480,9 +530,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        log("request", method=self.command, path=split.path, status=resp.status,
-            ms=round((time.monotonic() - started) * 1000, 1), client=self.client_address[0],
-            request_id=request_id)
+        log(
+            "request",
+            method=self.command,
+            path=split.path,
+            status=resp.status,
+            ms=round((time.monotonic() - started) * 1000, 1),
+            client=self.client_address[0],
+            request_id=request_id,
+        )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 

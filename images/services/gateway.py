@@ -35,8 +35,9 @@ FORWARD_HEADERS = ("Content-Type", "Accept", "User-Agent", "X-Request-Id")
 class TokenChecker:
     """Asks auth-service whether a bearer token is valid, with a short positive cache."""
 
-    def __init__(self, auth_url: str, client: HttpClient, cache_seconds: float = 10,
-                 max_entries: int = 10000) -> None:
+    def __init__(
+        self, auth_url: str, client: HttpClient, cache_seconds: float = 10, max_entries: int = 10000
+    ) -> None:
         self.auth_url = auth_url.rstrip("/")
         self.client = client
         self.cache_seconds = cache_seconds
@@ -57,8 +58,11 @@ class TokenChecker:
             return 200, hit[1]
         try:
             status, body = self.client.json(
-                "GET", f"{self.auth_url}/oauth/verify",
-                headers={"Authorization": f"Bearer {token}"}, timeout=5)
+                "GET",
+                f"{self.auth_url}/oauth/verify",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=5,
+            )
         except OSError as exc:
             return 503, {"error": "auth-service unreachable", "detail": type(exc).__name__}
         if status == 200 and isinstance(body, dict) and body.get("active", True):
@@ -76,8 +80,13 @@ class TokenChecker:
         return 503, {"error": "auth-service error", "status": status}
 
 
-def create_app(agent_url: str, auth_url: str, internal_key: str | None = None,
-               client: HttpClient | None = None, cache_seconds: float = 10) -> App:
+def create_app(
+    agent_url: str,
+    auth_url: str,
+    internal_key: str | None = None,
+    client: HttpClient | None = None,
+    cache_seconds: float = 10,
+) -> App:
     """The gateway app forwarding to ``agent_url`` after checking tokens with ``auth_url``."""
     app = App()
     http = client or HttpClient(timeout=float(os.environ.get("UPSTREAM_TIMEOUT", "60")))
@@ -96,13 +105,15 @@ def create_app(agent_url: str, auth_url: str, internal_key: str | None = None,
         headers["X-Request-Id"] = req.request_id
         headers["X-Codelab-Subject"] = str(info.get("sub", ""))
         headers["X-Forwarded-For"] = ", ".join(
-            x for x in (req.headers.get("X-Forwarded-For"), req.client) if x)
+            x for x in (req.headers.get("X-Forwarded-For"), req.client) if x
+        )
         if internal_key:
             headers["X-Internal-Api-Key"] = internal_key
         url = agent + req.path + (f"?{req.raw_query}" if req.raw_query else "")
         try:
             up_status, up_headers, body = http.request(
-                req.method, url, body=req.body if req.body else None, headers=headers)
+                req.method, url, body=req.body if req.body else None, headers=headers
+            )
         except OSError as exc:
             log("upstream_error", upstream="agent-runtime", error=type(exc).__name__)
             return error(502, "agent-runtime unreachable")
@@ -123,8 +134,13 @@ def main() -> None:
     auth = os.environ.get("AUTH_SERVICE_URL", "http://auth-service:8003")
     key = os.environ.get("INTERNAL_API_KEY") or None
     cache = float(os.environ.get("VERIFY_CACHE_SECONDS", "10"))
-    log("starting", agent_runtime=agent, auth_service=auth,
-        internal_api_key="set" if key else "unset", verify_cache_seconds=cache)
+    log(
+        "starting",
+        agent_runtime=agent,
+        auth_service=auth,
+        internal_api_key="set" if key else "unset",
+        verify_cache_seconds=cache,
+    )
     run(create_app(agent, auth, key, cache_seconds=cache), PORT)
 
 

@@ -34,13 +34,14 @@ def oauth_client_id(
 ) -> str:
     """auth-service's OAUTH2_CLIENT_ID when it restricts the client, else ``default``."""
     deployment = apps.read_namespaced_deployment("auth-service", namespace)
-    for container in deployment.spec.template.spec.containers:
+    pod_spec = deployment.spec.template.spec if deployment.spec else None
+    for container in pod_spec.containers if pod_spec else []:
         for env in container.env or []:
             if env.name != "OAUTH2_CLIENT_ID":
                 continue
             ref = env.value_from.secret_key_ref if env.value_from else None
             if ref is not None:
-                return secret_value(core, namespace, ref.name, ref.key)
+                return secret_value(core, namespace, str(ref.name), ref.key)
             return str(env.value or default)
     return default
 
