@@ -26,4 +26,5 @@ log "building the local cluster (codelab-cluster build; cached after the first r
 log "pytest --codelab-cluster=local --codelab-load-workers=2 tests suites $*"
 "${PYTEST[@]}" --codelab-cluster=local --codelab-load-workers=2 tests suites "$@"
 log "engine life cycle: CODELAB_ENGINE_TESTS=1 pytest tests/engine"
-CODELAB_ENGINE_TESTS=1 "${PYTEST[@]}" tests/engine
+# Its own report folder: the gate report of the run above stays in codelab-report/.
+CODELAB_ENGINE_TESTS=1 "${PYTEST[@]}" --codelab-report-dir=codelab-report/engine tests/engine
