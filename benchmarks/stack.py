@@ -25,8 +25,18 @@ from pytest_codelab.values import load_values
 HOST = "codelab.example.com"
 
 
+def ready_after(core: client.CoreV1Api, namespace: str, since: float) -> dict[str, float]:
+    """Seconds from ``since`` (wall clock) until each pod's Ready condition, per pod."""
+    out = {}
+    for pod in core.list_namespaced_pod(namespace).items:
+        for cond in pod.status.conditions or []:
+            if cond.type == "Ready" and cond.status == "True":
+                out[pod.metadata.name] = cond.last_transition_time.timestamp() - since
+    return out
+
+
 def one_run(api: client.ApiClient, profile: str, run_id: str) -> tuple[float, float]:
-    """Deploy once; return (seconds to apply, seconds to Ready)."""
+    """Deploy once; return (seconds to apply, seconds to Ready); print the slowest pods."""
     core = client.CoreV1Api(api)
     name = namespaces.namespace_name(run_id, "main")
     namespaces.create(core, name, run_id, timeout=60)
@@ -39,11 +49,14 @@ def one_run(api: client.ApiClient, profile: str, run_id: str) -> tuple[float, fl
             ingress_host=HOST,
         )
         secrets = generate_secrets(values, ingress_host=HOST, namespace=name)
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         stack.deploy(api, apply_order(secrets + objects), name)
         applied = time.monotonic() - started
         stack.wait_ready(api, name, timeout=600)
-        return applied, time.monotonic() - started
+        ready = time.monotonic() - started
+        slowest = sorted(ready_after(core, name, wall).items(), key=lambda kv: -kv[1])[:4]
+        print("  slowest pods: " + ", ".join(f"{n} {t:.0f}s" for n, t in slowest), flush=True)
+        return applied, ready
     finally:
         namespaces.delete(core, name, timeout=300)
 
