@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_codelab.cluster import ClusterHandle
 from pytest_codelab.resources import bundled_path
+
+#: The ``inner_gate`` fixture (tests/e2e/conftest.py).
+InnerGate = Callable[..., pytest.RunResult]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
@@ -66,27 +68,9 @@ SELECTED = (
 )
 
 
-def test_suites_fail_on_broken_manifests(
-    pytester: pytest.Pytester, codelab_cluster: ClusterHandle
-) -> None:
+def test_suites_fail_on_broken_manifests(pytester: pytest.Pytester, inner_gate: InnerGate) -> None:
     manifests = broken_copy(pytester.path / "broken")
-    suites = bundled_path("suites")
-    args = [
-        "-p",
-        "no:cacheprovider",
-        "-rA",
-        "--codelab-cluster=existing",
-        f"--codelab-kubeconfig={codelab_cluster.kubeconfig}",
-        f"--codelab-manifests={manifests}",
-        f"--codelab-report-dir={pytester.path / 'report'}",
-        f"--rootdir={suites}",
-        *(str(suites / s) for s in SELECTED),
-    ]
-    if codelab_cluster.context:
-        args.append(f"--codelab-context={codelab_cluster.context}")
-    if codelab_cluster.ingress_url:
-        args.append(f"--codelab-ingress-url={codelab_cluster.ingress_url}")
-    result = pytester.runpytest_subprocess(*args, timeout=900)
+    result = inner_gate(f"--codelab-manifests={manifests}", tests=list(SELECTED))
     result.assert_outcomes(failed=3, passed=1)
     for line in (
         "*deployment/auth-service container auth-service: no readiness_probe*",
