@@ -35,6 +35,7 @@ from pytest_codelab.credentials import (
     oauth_client_id,
     oauth_client_secret,
 )
+from pytest_codelab.errors import WaitTimeout
 from pytest_codelab.fixtures import skip_if_missing_kind
 from pytest_codelab.manifests import source_of
 from pytest_codelab.namespaces import NamespaceInfo
@@ -51,7 +52,7 @@ from pytest_codelab.timeline import (
     hpa_sampler,
 )
 from pytest_codelab.traffic import Target
-from pytest_codelab.waiting import Timeouts
+from pytest_codelab.waiting import Timeouts, wait_until
 
 #: HPAs the load must push above their CPU target, and the Deployment label of their pods.
 SCALED = {"agent-runtime-hpa": "agent-runtime", "gateway-hpa": "gateway"}
@@ -211,12 +212,24 @@ def metrics_problem(
     to a minute: metrics-server needs one scrape after a pod starts)."""
     ns = codelab_stack.namespace
     pods = {name for app in SCALED.values() for name in pods_of(core_v1, ns, app)}
-    deadline = time.monotonic() + 60 * codelab_timeouts.api / Timeouts.api
-    reason = pod_metrics_reason(k8s_client, ns, pods)
-    while reason and "not served" not in reason and time.monotonic() < deadline:
-        time.sleep(5)
-        reason = pod_metrics_reason(k8s_client, ns, pods)
-    return reason
+    seen: list[str | None] = []
+
+    def probe() -> tuple[bool, str]:
+        seen.append(pod_metrics_reason(k8s_client, ns, pods))
+        reason = seen[-1]
+        # Served with data for every pod: done; not served at all: waiting will not help.
+        return not reason or "not served" in reason, reason or "metrics for every pod"
+
+    try:
+        wait_until(
+            probe,
+            timeout=60 * codelab_timeouts.api / Timeouts.api,
+            what="pod metrics from metrics.k8s.io",
+            interval=5,
+        )
+    except WaitTimeout:
+        pass  # the last reason says what was missing
+    return seen[-1]
 
 
 @e2e
@@ -254,7 +267,7 @@ def worker_image_skip_reason(core: client.CoreV1Api, image: str, configured: boo
 
 def master_host(settings: Settings, spec: load.LoadSpec) -> str:
     """Where worker pods reach the master: configured, else this host's address on the route
-    to the ingress (the node reaches the engine host at its veth address, 172.31.254.1)."""
+    to the ingress (the address the cluster's nodes see this host at)."""
     address = urllib.parse.urlsplit(spec.host).hostname or ""
     return str(settings.load_master_host or load.local_address_towards(address))
 

@@ -48,6 +48,8 @@ STUCK_DEADLINE = 30
 #: How late after progressDeadlineSeconds the controller may report it (seconds).
 DEADLINE_SLACK = 45
 MISSING_TAG = "0.0.0-codelab-gate-missing"
+#: Requests that must be answered after a rollout completes before the next phase.
+SETTLED_REQUESTS = 20
 TRAFFIC_PATH = "/api/v1/whoami"
 #: Events that explain dropped requests (HPA rescales, pods stopped) in a failure message.
 WINDOW_EVENT_REASONS = frozenset(
@@ -280,7 +282,8 @@ class Rollout:
         message = self.waiter.rollout(self.apps, self.namespace, DEPLOYMENT)
         wait_old_pods_gone(self.apps, self.core, self.namespace, self.waiter)
         traffic_run.mark(label)
-        time.sleep(2)
+        # Some requests after the mark, so the report shows traffic served once it settled.
+        traffic_run.wait_for(len(traffic_run.results()) + SETTLED_REQUESTS, timeout=30)
         return message
 
     def assert_versions(self, expected: str) -> None:

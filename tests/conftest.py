@@ -88,6 +88,28 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+ServeHttp = Callable[[ThreadingHTTPServer], str]
+
+
+@pytest.fixture
+def serve_http() -> Iterator[ServeHttp]:
+    """``serve_http(server)``: run a bound HTTP server in a thread until the test ends and
+    return its base URL (``https`` when its socket is TLS-wrapped)."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(server: ThreadingHTTPServer) -> str:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        scheme = "https" if hasattr(server.socket, "context") else "http"
+        return f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def closed_port() -> int:
     """A local TCP port with nothing listening on it (connections are refused)."""
@@ -190,7 +212,7 @@ class FakeApiServer:
 
 
 @pytest.fixture
-def fake_apiserver() -> Iterator[FakeApiServer]:
+def fake_apiserver(serve_http: ServeHttp) -> FakeApiServer:
     state = FakeApiServer()
 
     class Handler(BaseHTTPRequestHandler):
@@ -224,10 +246,5 @@ def fake_apiserver() -> Iterator[FakeApiServer]:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self._reply(*state.delete(parts))
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    state.url = serve_http(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    return state

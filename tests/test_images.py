@@ -20,7 +20,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -397,20 +396,9 @@ def test_work_is_deterministic_and_grows() -> None:
 
 
 @pytest.fixture
-def serve() -> Iterator[Any]:
-    """Start an App on a free loopback port; yields a function returning its base URL."""
-    servers: list[codelab_common.Server] = []
-
-    def start(app: codelab_common.App) -> str:
-        server = app.make_server("127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+def serve(serve_http: Any) -> Any:
+    """Start an App on a free loopback port; a function returning its base URL."""
+    return lambda app: serve_http(app.make_server("127.0.0.1", 0))
 
 
 def _call(
@@ -462,13 +450,9 @@ class _FakeAgent(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def fake_agent() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeAgent)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def fake_agent(serve_http: Any) -> str:
     _FakeAgent.seen.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    return str(serve_http(ThreadingHTTPServer(("127.0.0.1", 0), _FakeAgent)))
 
 
 def test_auth_service_issues_and_verifies_tokens(serve: Any) -> None:

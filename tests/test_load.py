@@ -13,10 +13,10 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,28 +87,23 @@ def _handler(state: FakeCodeLab) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _serve(state: FakeCodeLab, context: ssl.SSLContext | None = None) -> Iterator[FakeCodeLab]:
+def _serve(
+    serve_http: Any, state: FakeCodeLab, context: ssl.SSLContext | None = None
+) -> FakeCodeLab:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    scheme = "http"
     if context is not None:
         server.socket = context.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
-    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    state.url = serve_http(server)
+    return state
 
 
 @pytest.fixture
-def codelab_server() -> Iterator[FakeCodeLab]:
-    yield from _serve(FakeCodeLab())
+def codelab_server(serve_http: Any) -> FakeCodeLab:
+    return _serve(serve_http, FakeCodeLab())
 
 
 @pytest.fixture
-def codelab_tls_server(tmp_path: Path) -> Iterator[FakeCodeLab]:
+def codelab_tls_server(tmp_path: Path, serve_http: Any) -> FakeCodeLab:
     from pytest_codelab.secrets import self_signed_tls
 
     cert, key = self_signed_tls(HOST)
@@ -122,7 +117,7 @@ def codelab_tls_server(tmp_path: Path) -> Iterator[FakeCodeLab]:
         state.sni.append(name or "")
 
     context.sni_callback = remember_sni  # type: ignore[assignment]
-    yield from _serve(state, context)
+    return _serve(serve_http, state, context)
 
 
 def _env(**extra: str) -> dict[str, str]:

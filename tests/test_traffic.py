@@ -6,12 +6,11 @@ import datetime
 import json
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -88,28 +87,16 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"received": received})
 
 
-def _serve(server: ThreadingHTTPServer) -> Iterator[None]:
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture
 def state() -> State:
     return State()
 
 
 @pytest.fixture
-def http_url(state: State) -> Iterator[str]:
+def http_url(state: State, serve_http: Any) -> str:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     server.state = state  # type: ignore[attr-defined]
-    serving = _serve(server)
-    next(serving)
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    next(serving, None)
+    return str(serve_http(server))
 
 
 def _self_signed(host: str) -> tuple[str, str]:
@@ -138,8 +125,8 @@ def _self_signed(host: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def tls_server(state: State, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """An HTTPS server for ``codelab.test``; yields (base URL, certificate PEM)."""
+def tls_server(state: State, tmp_path: Path, serve_http: Any) -> tuple[str, str]:
+    """An HTTPS server for ``codelab.test``: (base URL, certificate PEM)."""
     cert_pem, key_pem = _self_signed("codelab.test")
     (tmp_path / "tls.crt").write_text(cert_pem)
     (tmp_path / "tls.key").write_text(key_pem)
@@ -151,13 +138,9 @@ def tls_server(state: State, tmp_path: Path) -> Iterator[tuple[str, str]]:
 
     context.sni_callback = remember_sni
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     server.state = state  # type: ignore[attr-defined]
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    serving = _serve(server)
-    next(serving)
-    yield f"https://127.0.0.1:{server.server_address[1]}", cert_pem
-    next(serving, None)
+    return str(serve_http(server)), cert_pem
 
 
 def _closed_port() -> int:

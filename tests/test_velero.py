@@ -6,8 +6,6 @@ import base64
 import datetime as dt
 import json
 import re
-import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -456,7 +454,7 @@ def test_parse_list_objects() -> None:
 
 
 @pytest.fixture
-def fake_s3() -> Iterator[tuple[str, list[str]]]:
+def fake_s3(serve_http: Any) -> tuple[str, list[str]]:
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -478,12 +476,7 @@ def fake_s3() -> Iterator[tuple[str, list[str]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
+    return serve_http(ThreadingHTTPServer(("127.0.0.1", 0), Handler)), seen
 
 
 def test_bucket_usage_follows_continuation(fake_s3: tuple[str, list[str]]) -> None:

@@ -402,6 +402,11 @@ class Series:
     width: float = 2.0
 
 
+def level(label: str, y: float, x_range: tuple[float, float], color: str) -> Series:
+    """A dashed horizontal line across the chart (a bound or a target)."""
+    return Series(label, [(x_range[0], y), (x_range[1], y)], color, dash="8 4", width=1)
+
+
 @dataclass(frozen=True)
 class Mark:
     """A vertical line at ``x`` (an event), numbered on the chart; the numbered list is
@@ -686,29 +691,13 @@ def load_charts(run: Mapping[str, Any]) -> str:
             if own:
                 bound = own[-1]["max"]
                 top = max(top, bound)
-                replicas.append(
-                    Series(
-                        f"{hpa} max {bound}",
-                        [(x_range[0], bound), (x_range[1], bound)],
-                        color,
-                        dash="8 4",
-                        width=1,
-                    )
-                )
+                replicas.append(level(f"{hpa} max {bound}", bound, x_range, color))
             cpu.append(
                 Series(f"{hpa} CPU %", list(zip(xs, [s["cpu"] for s in own], strict=True)), color)
             )
             target = next((s["cpu_target"] for s in own if s["cpu_target"] is not None), None)
             if target is not None:
-                cpu.append(
-                    Series(
-                        f"{hpa} target {target}%",
-                        [(x_range[0], target), (x_range[1], target)],
-                        color,
-                        dash="8 4",
-                        width=1,
-                    )
-                )
+                cpu.append(level(f"{hpa} target {target}%", target, x_range, color))
         parts.append(
             figure(
                 "Replicas per HPA (current, Ready; dashed: maxReplicas)",
