@@ -24,6 +24,7 @@ from pytest_codelab.engine.versions import GoComponent
 
 #: Bumped when the build recipe itself changes, so stamps from an older recipe rebuild.
 RECIPE = "3"
+PATCHES = Path(__file__).parent / "patches"
 
 PAUSE_SOURCE = """package main
 
@@ -94,7 +95,8 @@ def outputs(component: GoComponent) -> list[Path]:
 def stamp_of(component: GoComponent) -> str:
     """A hash of everything that decides the component's binaries."""
     go = run(["go", "env", "GOVERSION"]).strip()
-    payload = json.dumps([RECIPE, go, component.__dict__], sort_keys=True, default=str)
+    patches = [(PATCHES / name).read_text() for name in component.patches]
+    payload = json.dumps([RECIPE, go, component.__dict__, patches], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -131,10 +133,17 @@ def ldflags(component: GoComponent) -> str:
     return " ".join(["-s", "-w", *flags])
 
 
+def download(module: str, version: str, env: dict[str, str]) -> dict[str, str]:
+    """``go mod download -json``: where the module proxy's copy of ``module@version`` lies."""
+    info: dict[str, str] = json.loads(
+        run(["go", "mod", "download", "-json", f"{module}@{version}"], env=env)
+    )
+    return info
+
+
 def upstream_gomod(module: str, version: str, env: dict[str, str]) -> str:
     """The upstream module's go.mod text, through the module proxy."""
-    info = json.loads(run(["go", "mod", "download", "-json", f"{module}@{version}"], env=env))
-    return Path(info["GoMod"]).read_text()
+    return Path(download(module, version, env)["GoMod"]).read_text()
 
 
 def kubernetes_requires(gomod: str, version: str) -> list[str]:
@@ -166,6 +175,18 @@ def replace_blocks(gomod: str) -> list[str]:
     return keep
 
 
+def patched_module(component: GoComponent, env: dict[str, str]) -> Path:
+    """A writable copy of the pinned module with ``component.patches`` applied."""
+    dest = cache_dir() / "src" / f"{component.name}-patched"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    original = download(component.module, component.version, env)["Dir"]
+    run(["cp", "-r", "--no-preserve=mode", f"{original}/.", str(dest)])
+    for name in component.patches:
+        run(["patch", "-p1", "--batch", "--forward", "-d", str(dest), "-i", str(PATCHES / name)])
+    return dest
+
+
 def write_wrapper(component: GoComponent, src: Path, env: dict[str, str]) -> None:
     """Generate the wrapper module that requires the upstream one at its pinned version."""
     src.mkdir(parents=True, exist_ok=True)
@@ -177,6 +198,8 @@ def write_wrapper(component: GoComponent, src: Path, env: dict[str, str]) -> Non
         requires += kubernetes_requires(gomod, component.version)
     else:
         directives = replace_blocks(gomod)
+    if component.patches:
+        directives.append(f"replace {component.module} => {patched_module(component, env)}")
     text = ["module codelab.local/engine/" + component.name, "", "go 1.26", "", "require ("]
     text += [f"\t{r}" for r in requires] + [")", "", *directives, ""]
     (src / "go.mod").write_text("\n".join(text))

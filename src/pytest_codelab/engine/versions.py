@@ -39,6 +39,7 @@ HOST_PACKAGES = (
     "mmdebstrap",
     "busybox-static",
     "ca-certificates",
+    "patch",
 )
 
 
@@ -48,6 +49,8 @@ class GoComponent:
 
     ``wrapper`` builds from a generated module that requires the upstream one, for
     modules whose own go.mod carries replace lines (Kubernetes, etcd, Traefik).
+    ``patches`` (file names under ``engine/patches``) are applied to a copy of the module
+    that the wrapper replaces it with: small upstream fixes the pinned release lacks.
     """
 
     name: str
@@ -58,6 +61,7 @@ class GoComponent:
     cgo: bool = False
     tags: tuple[str, ...] = ()
     extra_requires: tuple[str, ...] = field(default=())
+    patches: tuple[str, ...] = ()
 
 
 _K8S_CMDS = tuple(
@@ -133,5 +137,11 @@ COMPONENTS: tuple[GoComponent, ...] = (
         TRAEFIK,
         ("github.com/traefik/traefik/v3/cmd/traefik",),
         wrapper=True,
+        # What 3.7 fixed and cannot be built here: terminating pods out of rotation at
+        # once, and proxy-body-size enforced, as ingress-nginx does.
+        patches=(
+            "traefik-ingress-nginx-fenced.patch",
+            "traefik-ingress-nginx-proxy-body-size.patch",
+        ),
     ),
 )
