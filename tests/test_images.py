@@ -624,6 +624,57 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _raw_get(sock: Any, path: str) -> bytes:
+    """Send one GET on an open socket and read until the server closes it."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_drain_closes_idle_keepalives_first_and_the_port_after_the_delay(serve: Any) -> None:
+    """A proxy retrying a request that raced a closing keep-alive must find the port open."""
+    import http.client
+    import socket
+
+    from pytest_codelab.waiting import wait_until
+
+    app = codelab_common.App("t", "1", shutdown_delay=1.0)
+    port = int(serve(app).rsplit(":", 1)[1])
+    reused = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    reused.request("GET", "/version")
+    first = reused.getresponse()
+    assert first.status == 200 and first.getheader("Connection") != "close"
+    first.read()
+    fresh = socket.create_connection(("127.0.0.1", port), timeout=5)
+    wait_until(
+        lambda: (len(app.server.conns) == 2, f"{len(app.server.conns)} connections open"),
+        timeout=5,
+        what="the server to register both connections",
+        interval=0.02,
+    )
+
+    app.shutdown()
+
+    assert reused.sock is not None and reused.sock.recv(1) == b""  # closed by the server
+    answer = _raw_get(fresh, "/health")  # accepted before the drain: answered, then closed
+    assert answer.startswith(b"HTTP/1.1 503") and b"Connection: close" in answer
+    fresh.close()
+    status, body, headers = _call("GET", f"http://127.0.0.1:{port}/version")
+    assert status == 200 and headers.get("Connection") == "close"
+
+    def refused() -> tuple[bool, str]:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True, "connection refused"
+        return False, "port still accepting"
+
+    wait_until(refused, timeout=10, what="the port to close after the delay", interval=0.1)
+    reused.close()
+
+
 def test_sigterm_finishes_in_flight_request_and_exits_0(tmp_path: Path) -> None:
     port = _free_port()
     env = {

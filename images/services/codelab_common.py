@@ -31,9 +31,12 @@ HOSTNAME = socket.gethostname()
 #: Idle keep-alive connections are closed after this many seconds (longer than the idle
 #: timeout of proxies in front, so the proxy closes first and never races a reused socket).
 KEEPALIVE_TIMEOUT = float(os.environ.get("KEEPALIVE_TIMEOUT", "120"))
-#: After SIGTERM: keep serving (unready) this long, then stop accepting. Default 0 because
-#: the manifests use a preStop sleep for the endpoint-removal delay.
-SHUTDOWN_DELAY = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "0"))
+#: After SIGTERM: idle keep-alive connections close at once, but the socket keeps accepting
+#: this long (each answer then closes its connection). A proxy that sent a request on a
+#: keep-alive connection just as it closed retries on a new one (Go's transport does, for
+#: idempotent requests): that new connection must find the port open, not refused. The
+#: endpoint-removal delay itself is the manifests' preStop sleep.
+SHUTDOWN_DELAY = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "2"))
 #: After SIGTERM: at most this long for in-flight requests to finish.
 DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT_SECONDS", "25"))
 #: Bodies up to this size are read into memory. Larger ones are read to the end and
@@ -299,9 +302,12 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 class App:
     """Routes + health + graceful drain on a ThreadingHTTPServer."""
 
-    def __init__(self, name: str = SERVICE, version: str = VERSION) -> None:
+    def __init__(
+        self, name: str = SERVICE, version: str = VERSION, shutdown_delay: float = SHUTDOWN_DELAY
+    ) -> None:
         self.name = name
         self.version = version
+        self.shutdown_delay = shutdown_delay
         self.routes: list[tuple[str, str, bool, Route]] = []
         self.health_check: HealthCheck = lambda: (True, {})
         self.draining = threading.Event()
@@ -360,18 +366,19 @@ class App:
         return self.server
 
     def shutdown(self) -> None:
-        """Begin the drain: unready now, stop accepting after SHUTDOWN_DELAY."""
+        """Begin the drain: unready and idle keep-alives closed now, the socket closed after
+        ``shutdown_delay`` (see SHUTDOWN_DELAY for why in that order)."""
         if self.draining.is_set():
             return
         self.draining.set()
-        log("draining", in_flight=self.server.busy_count() if self.server else 0)
-
-        def stop() -> None:
-            time.sleep(SHUTDOWN_DELAY)
-            if self.server is not None:
-                self.server.shutdown()
-
-        threading.Thread(target=stop, name="shutdown", daemon=True).start()
+        server = self.server
+        log("draining", in_flight=server.busy_count() if server else 0)
+        if server is None:
+            return
+        server.close_idle(only_reused=True)
+        timer = threading.Timer(self.shutdown_delay, server.stop_accepting)
+        timer.daemon = True
+        timer.start()
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
         """Serve until SIGTERM/SIGINT, drain, return the exit code (0 on a clean drain)."""
@@ -382,11 +389,15 @@ class App:
         try:
             server.serve_forever(poll_interval=0.2)
         finally:
-            server.socket.close()
+            server.socket.close()  # already closed after a drain; not after an error
         server.close_idle()
         drained = server.wait_idle(DRAIN_TIMEOUT)
         log("stopped", drained=drained, in_flight=server.busy_count())
         return 0
+
+
+#: Connection states: accepted but no request read yet, in a request, between requests.
+NEW, BUSY, IDLE = "new", "busy", "idle"
 
 
 class Server(ThreadingHTTPServer):
@@ -401,26 +412,36 @@ class Server(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         self.lock = threading.Lock()
-        self.conns: dict[Handler, bool] = {}  # handler -> busy
+        self.conns: dict[Handler, str] = {}  # handler -> NEW, BUSY or IDLE
         super().__init__(addr, handler)
+
+    def stop_accepting(self) -> None:
+        """End serve_forever and close the listening socket: new connections are refused."""
+        self.shutdown()
+        self.socket.close()
 
     def busy_count(self) -> int:
         """Connections in the middle of a request."""
         with self.lock:
-            return sum(1 for busy in self.conns.values() if busy)
+            return sum(1 for state in self.conns.values() if state == BUSY)
 
-    def set_busy(self, handler: Handler, busy: bool | None) -> None:
-        """Mark a connection busy/idle, or forget it (None)."""
+    def set_state(self, handler: Handler, state: str | None) -> None:
+        """Record a connection's state, or forget it (None)."""
         with self.lock:
-            if busy is None:
+            if state is None:
                 self.conns.pop(handler, None)
             else:
-                self.conns[handler] = busy
+                self.conns[handler] = state
 
-    def close_idle(self) -> None:
-        """Wake idle keep-alive connections so their threads end (used by the drain)."""
+    def close_idle(self, only_reused: bool = False) -> None:
+        """Wake connections waiting for a request so their threads end (used by the drain).
+
+        ``only_reused`` spares new connections: their first request is on its way and gets
+        an answer (with ``Connection: close``) instead of a dropped connection.
+        """
+        spared = {BUSY, NEW} if only_reused else {BUSY}
         with self.lock:
-            idle = [h for h, busy in self.conns.items() if not busy]
+            idle = [h for h, state in self.conns.items() if state not in spared]
         for h in idle:
             try:
                 h.connection.shutdown(socket.SHUT_RD)
@@ -450,16 +471,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.set_busy(self, False)
+        self.server.set_state(self, NEW)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.set_busy(self, None)
+            self.server.set_state(self, None)
 
     def parse_request(self) -> bool:
-        self.server.set_busy(self, True)
+        self.server.set_state(self, BUSY)
         return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -469,7 +490,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             super().handle_one_request()
         finally:
-            self.server.set_busy(self, False)
+            self.server.set_state(self, IDLE)
 
     def _discard(self, length: int) -> bytes:
         """Read ``length`` body bytes in chunks and drop them (no memory spike)."""
