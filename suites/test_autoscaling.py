@@ -376,8 +376,8 @@ def scale_out(
 def settle(run: ScaleOut, deadline: float) -> None:
     """Wait until every HPA under test reports CPU and sits at minReplicas (an idle stack that
     scaled out on its own would make the scale-out unprovable)."""
-    end = time.monotonic() + deadline
-    while True:
+
+    def steady() -> tuple[bool, str]:
         latest = {name: run.timeline.latest(name) for name in SCALED}
         waiting = [
             f"{name}: "
@@ -389,15 +389,17 @@ def settle(run: ScaleOut, deadline: float) -> None:
             for name, s in latest.items()
             if s is None or s.cpu is None or s.current > s.min
         ]
-        if not waiting:
-            return
-        if time.monotonic() > end:
-            pytest.fail(
-                f"HPAs not steady at minReplicas with CPU metrics {deadline:.0f}s before any "
-                f"load: {'; '.join(waiting)}",
-                pytrace=False,
-            )
-        time.sleep(2)
+        return not waiting, "; ".join(waiting)
+
+    try:
+        wait_until(
+            steady,
+            timeout=deadline,
+            what="HPAs steady at minReplicas with CPU metrics before any load",
+            interval=2,
+        )
+    except WaitTimeout as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def drive(run: ScaleOut, locust: load.LocustRun, core: client.CoreV1Api, deadline: float) -> None:
@@ -602,17 +604,19 @@ def scale_down(
         scale_out.timeline.mark(f"scale-down window set to {SCALE_DOWN_WINDOW}s")
         started = time.time()
         back: dict[str, float | None] = dict.fromkeys(original)
-        while time.time() - started < deadline and None in back.values():
+
+        def all_back() -> tuple[bool, str]:
             for name in back:
                 latest = scale_out.timeline.latest(name)
-                if (
-                    back[name] is None
-                    and latest
-                    and latest.t > started
-                    and latest.current <= latest.min
-                ):
-                    back[name] = latest.t
-            time.sleep(2)
+                if back[name] is None and latest and latest.t > started:
+                    if latest.current <= latest.min:
+                        back[name] = latest.t
+            above = [name for name, t in back.items() if t is None]
+            return not above, f"not yet at minReplicas: {', '.join(above)}"
+
+        # A timeout is each test's verdict (per HPA), not the fixture's error.
+        with contextlib.suppress(WaitTimeout):
+            wait_until(all_back, timeout=deadline, what="HPAs back at minReplicas", interval=2)
         yield ScaleDown(back, deadline)
     finally:
         for name, behavior in original.items():
@@ -656,25 +660,24 @@ def test_vpa_recommends_resources(
     skip_if_missing_kind(k8s_client, "autoscaling.k8s.io/v1", "VerticalPodAutoscaler")
     group, version, plural, name = VPA
     api = client.CustomObjectsApi(k8s_client)
-    deadline = time.monotonic() + codelab_timeouts.rollout
-    last: Any = None
-    while time.monotonic() < deadline:
+
+    def recommended() -> tuple[bool, str]:
         try:
-            last = api.get_namespaced_custom_object(
+            vpa = api.get_namespaced_custom_object(
                 group, version, codelab_stack.namespace, plural, name
             )
         except ApiException as exc:
             pytest.fail(f"{plural}/{name} in {codelab_stack.namespace}: HTTP {exc.status}")
-        recs = ((last.get("status") or {}).get("recommendation") or {}).get(
-            "containerRecommendations"
-        ) or []
-        if any(r.get("containerName") == "agent-runtime" and r.get("target") for r in recs):
-            return
-        time.sleep(10)
-    pytest.fail(
-        f"VPA {name} gave no target for container agent-runtime within "
-        f"{codelab_timeouts.rollout:.0f}s; status: {(last or {}).get('status')}",
-        pytrace=False,
+        status = vpa.get("status") or {}
+        recs = (status.get("recommendation") or {}).get("containerRecommendations") or []
+        found = any(r.get("containerName") == "agent-runtime" and r.get("target") for r in recs)
+        return found, f"status {status}"
+
+    wait_until(
+        recommended,
+        timeout=codelab_timeouts.rollout,
+        what=f"VPA {name} to give a target for container agent-runtime",
+        interval=10,
     )
 
 

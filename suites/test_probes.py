@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from pytest_codelab import podtools
 from pytest_codelab.diagnostics import pod_summary
 from pytest_codelab.safety import MANAGED_BY, MANAGED_BY_LABEL
 from pytest_codelab.stack import StackInfo, label_selector, wait_ready, workloads
-from pytest_codelab.waiting import Timeouts, Waiter
+from pytest_codelab.waiting import Timeouts, Waiter, hold_for
 
 pytestmark = pytest.mark.slow
 
@@ -136,29 +135,28 @@ def test_serving_pods_have_passing_probes(
         pod_summary(core_v1.read_namespaced_pod(n, ns)) for n in not_ready
     )
     window = min(window or 30.0, MAX_STABILITY_WINDOW)
-    deadline = time.monotonic() + window
-    while True:
+
+    def changes() -> str | None:
         now = snapshot()
-        changes = []
+        seen = []
         for name, (ref, _, counts) in before.items():
             if name not in now:
-                changes.append(f"{ref} pod/{name} disappeared")
+                seen.append(f"{ref} pod/{name} disappeared")
                 continue
             _, ready, later = now[name]
             if not ready:
-                changes.append(pod_summary(core_v1.read_namespaced_pod(name, ns)))
+                seen.append(pod_summary(core_v1.read_namespaced_pod(name, ns)))
             for container, count in later.items():
                 if count != counts.get(container, 0):
-                    changes.append(
+                    seen.append(
                         f"{ref} pod/{name} container {container}: restartCount "
                         f"{counts.get(container, 0)} -> {count}"
                     )
-        assert not changes, (
-            f"probes did not keep passing during a {window:g}s watch:\n" + "\n".join(changes)
-        )
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(5)
+        if not seen:
+            return None
+        return f"probes did not keep passing during a {window:g}s watch:\n" + "\n".join(seen)
+
+    hold_for(changes, window=window, interval=5)
 
 
 # ----------------------------------------------------------------- readiness gates traffic

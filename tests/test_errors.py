@@ -22,6 +22,7 @@ from pytest_codelab.stack import label_selector
 from pytest_codelab.waiting import (
     Timeouts,
     deployment_status,
+    hold_for,
     statefulset_status,
     wait_until,
 )
@@ -105,6 +106,17 @@ def test_probe_errors_propagate() -> None:
 
     with pytest.raises(RuntimeError, match="API said no"):
         wait_until(probe, timeout=1, what="x")
+
+
+def test_hold_for_checks_through_the_window() -> None:
+    assert hold_for(lambda: None, window=0.2, interval=0.05) >= 3
+
+
+def test_hold_for_fails_at_the_first_break_with_what_broke() -> None:
+    answers = iter([None, None, "pod/a restarted", None])
+    with pytest.raises(AssertionError, match="pod/a restarted"):
+        hold_for(lambda: next(answers), window=60, interval=0.01)
+    assert next(answers) is None  # stopped at the break, did not wait out the window
 
 
 def test_timeouts_scale_every_kind() -> None:

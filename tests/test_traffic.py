@@ -231,6 +231,25 @@ def test_upload_over_the_limit_hears_the_early_answer(http_url: str) -> None:
     assert time.monotonic() - started < 10  # it did not push 512 MiB first
 
 
+def test_tls_upload_is_not_stopped_by_session_tickets(tls_server: tuple[str, str]) -> None:
+    """A TLS 1.3 server sends session tickets after the handshake: the socket is readable
+    with no answer in it, which must not stop the upload (it used to, and then waited for
+    an answer the server never sends before the whole body)."""
+    url, cert_pem = tls_server
+    target = Target(url, host="codelab.test", ca_pem=cert_pem, timeout=5)
+    size = UPLOAD_LIMIT - 1024
+    result = traffic.upload(target, "/upload", size, chunk=65536)
+    assert result.ok, result.describe()
+    assert result.get("received") == size
+
+
+def test_tls_upload_over_the_limit_hears_the_early_answer(tls_server: tuple[str, str]) -> None:
+    url, cert_pem = tls_server
+    target = Target(url, host="codelab.test", ca_pem=cert_pem, timeout=5)
+    result = traffic.upload(target, "/upload", 256 << 20)
+    assert result.status == 413 and result.get("error") == "too large", result.describe()
+
+
 # --------------------------------------------------------------------- TLS
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.client
+import io
 import ipaddress
 import json
 import select
@@ -28,6 +29,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
+
+from pytest_codelab.errors import WaitTimeout
+from pytest_codelab.waiting import wait_until
 
 #: Bytes of each response body kept in a Result (enough for a JSON status document).
 BODY_KEPT = 4096
@@ -372,9 +376,11 @@ def upload(
             conn.putheader(name, value)
         conn.endheaders()
         block = bytes(chunk)
+        head: bytes | None = None
         try:
             while sent < size:
-                if _readable(conn.sock):
+                head = _early_answer(conn.sock)
+                if head is not None:
                     break
                 piece = block[: min(chunk, size - sent)]
                 conn.sock.sendall(piece)
@@ -382,7 +388,12 @@ def upload(
         except OSError as exc:  # the peer stopped reading: its answer may still be there
             error = f"{_error_text(exc)} after {sent} of {size} bytes"
         try:
-            resp = conn.getresponse()
+            if head:  # its first bytes were read by _early_answer: parse from them on
+                replay: Any = _Replay(conn.sock, head)  # duck-typed: only makefile() is used
+                resp = http.client.HTTPResponse(replay, method=method)
+                resp.begin()
+            else:
+                resp = conn.getresponse()
             status = resp.status
             resp_headers = {k.lower(): v for k, v in resp.getheaders()}
             data = resp.read()
@@ -398,13 +409,56 @@ def upload(
     )
 
 
-def _readable(sock: socket.socket | None) -> bool:
+def _early_answer(sock: socket.socket | None) -> bytes | None:
+    """``None`` while the server has not answered; else the answer's bytes already read
+    (``b""`` when none were: the answer, or the end, is still in the socket).
+
+    A readable TLS socket is not always an answer: a TLS 1.3 server sends session tickets
+    after the handshake. A non-blocking read tells the two apart; it consumes the tickets,
+    and, when the answer has begun, its first bytes, which the caller parses from.
+    """
     if sock is None:
-        return True
+        return b""
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
+        return b""
     readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    if not readable:
+        return None
+    if not isinstance(sock, ssl.SSLSocket):
+        return b""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return sock.recv(65536)  # b"" at the end of the stream
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return None  # only TLS records for the TLS layer
+    finally:
+        sock.settimeout(timeout)
+
+
+class _Replay:
+    """A socket for ``http.client.HTTPResponse`` whose first bytes were already read."""
+
+    def __init__(self, sock: socket.socket, head: bytes) -> None:
+        self.raw = _ReplayRaw(sock, head)
+
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(self.raw)
+
+
+class _ReplayRaw(io.RawIOBase):
+    def __init__(self, sock: socket.socket, head: bytes) -> None:
+        self.sock, self.head = sock, head
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        return self.sock.recv_into(buffer)
 
 
 def served_certificate(target: Target, timeout: float | None = None) -> bytes:
@@ -601,12 +655,13 @@ class Traffic:
 
     def wait_for(self, count: int, timeout: float) -> list[Result]:
         """Block until at least ``count`` results exist (or the traffic ended / timeout)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            results = self.results()
-            if len(results) >= count or not self.running:
-                return results
-            time.sleep(0.02)
+
+        def enough() -> tuple[bool, str]:
+            seen = len(self.results())
+            return seen >= count or not self.running, f"{seen} results"
+
+        with contextlib.suppress(WaitTimeout):  # the caller judges what it got
+            wait_until(enough, timeout=timeout, what=f"{count} results", interval=0.02)
         return self.results()
 
     def _run(self) -> None:

@@ -5,7 +5,8 @@ operation, scaled by ``--codelab-timeout-scale``, as Chainsaw does) and fails wi
 ``WaitTimeout('timed out after 120s waiting for <what>; last seen: <observation>')`` so a
 red test tells what the cluster looked like, not just that time ran out.
 
-``wait_until`` polls; ``rollout_status`` and ``statefulset_ready`` watch, judging each
+``wait_until`` polls until a condition holds, ``hold_for`` checks that one keeps holding
+for a window; ``rollout_status`` and ``statefulset_ready`` watch, judging each
 object the way ``kubectl rollout status`` does.
 """
 
@@ -68,6 +69,26 @@ def wait_until(probe: Probe, *, timeout: float, what: str, interval: float = 1.0
             raise WaitTimeout(
                 f"timed out after {format_seconds(timeout)} waiting for {what}; last seen: {last}"
             )
+        time.sleep(min(interval, remaining))
+
+
+def hold_for(check: Callable[[], str | None], *, window: float, interval: float) -> int:
+    """Call ``check`` every ``interval`` until ``window`` has passed; return how many times.
+
+    The dual of ``wait_until``: a condition that must keep holding (probes passing, no
+    restarts). ``check`` returns ``None`` while it holds, else what broke it, which is raised
+    at once as an ``AssertionError``: a broken window is a verdict, not something to wait out.
+    """
+    deadline = time.monotonic() + window
+    checks = 0
+    while True:
+        broken = check()
+        checks += 1
+        if broken is not None:
+            raise AssertionError(broken)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return checks
         time.sleep(min(interval, remaining))
 
 
