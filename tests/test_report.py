@@ -258,6 +258,40 @@ def test_report_of_a_passed_run_and_users_junit_path(gate: pytest.Pytester) -> N
     assert not (gate.path / "rep" / "junit.xml").exists()
 
 
+def test_a_run_replaces_the_previous_runs_outputs_and_keeps_the_rest(
+    gate: pytest.Pytester,
+) -> None:
+    rep = gate.path / "rep"
+    old_failure = rep / "suites_test_x.py_test_y-0123abcd"
+    old_load = rep / "load" / "codelab-0a1b2c-main"
+    for folder, index in (
+        (old_failure, f"{report.DIAGNOSTICS_HEADER}codelab-0a1b2c-main\n"),
+        (rep / "notes", "a person's notes\n"),
+        (old_load, None),
+        (rep / "load" / "my-namespace", None),
+    ):
+        folder.mkdir(parents=True)
+        (folder / (report.DIAGNOSTICS_INDEX if index else "stats.csv")).write_text(index or "x")
+    result = gate.runpytest(
+        "-p", "codelab_report_wiring", "--codelab-report-dir", "rep", "-k", "passes"
+    )
+    result.assert_outcomes(passed=1)
+    assert not old_failure.exists() and not old_load.exists()
+    assert (rep / "notes" / report.DIAGNOSTICS_INDEX).is_file()  # not the gate's: kept
+    assert (rep / "load" / "my-namespace" / "stats.csv").is_file()
+    assert (rep / "report.html").is_file()
+
+
+def test_collect_only_writes_no_report(gate: pytest.Pytester) -> None:
+    result = gate.runpytest(
+        "-p", "codelab_report_wiring", "--codelab-report-dir", "rep", "--collect-only"
+    )
+    assert result.ret == 0
+    result.stdout.no_fnmatch_line("*codelab report:*")
+    assert not (gate.path / "rep" / "report.html").exists()
+    assert not (gate.path / "rep" / "junit.xml").exists()
+
+
 def test_requirements_survive_xdist(gate: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """Requirement texts travel from the workers in user_properties."""
     monkeypatch.setenv("PYTHONPATH", str(gate.path))

@@ -16,6 +16,8 @@ from pathlib import Path
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from pytest_codelab.report import DIAGNOSTICS_HEADER, DIAGNOSTICS_INDEX
+
 #: Lines of each log kept; the end of a log is where a crash is explained.
 LOG_TAIL_LINES = 2000
 
@@ -214,7 +216,7 @@ def collect(
     Returns the index file, which lists every file with the command that reproduces it.
     """
     prefix = kubectl(kubeconfig, context, namespace)
-    index: list[str] = [f"# diagnostics of namespace {namespace}", ""]
+    index: list[str] = [f"{DIAGNOSTICS_HEADER}{namespace}", ""]
 
     def add(relpath: str, command: str, body: str) -> None:
         _write(dest_dir / relpath, command, body)
@@ -232,10 +234,10 @@ def collect(
         add(f"pods/{name}.txt", f"{prefix} describe pod {name}", describe_pod(pod))
         _collect_logs(core, namespace, pod, prefix, add)
     summary = [pod_summary(p) for p in pods] or ["(no pods)"]
-    (dest_dir / "index.txt").write_text(
+    (dest_dir / DIAGNOSTICS_INDEX).write_text(
         "\n".join(index + ["", "# pods"] + summary) + "\n", encoding="utf-8"
     )
-    return dest_dir / "index.txt"
+    return dest_dir / DIAGNOSTICS_INDEX
 
 
 def _collect_logs(

@@ -20,6 +20,8 @@ import html
 import itertools
 import json
 import math
+import re
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -37,6 +39,11 @@ MARKERS_PROPERTY = "codelab_markers"
 #: Markers worth showing next to a test.
 SHOWN_MARKERS = ("e2e", "disruptive", "slow", "offline")
 HTML_NAME, JSON_NAME, JUNIT_NAME = "report.html", "report.json", "junit.xml"
+#: First line of a failure's diagnostics index (diagnostics.collect): how a new run knows
+#: which folders of the report dir are an earlier run's diagnostics.
+DIAGNOSTICS_INDEX, DIAGNOSTICS_HEADER = "index.txt", "# diagnostics of namespace "
+#: Load-run folders under ``<report_dir>/load`` named after a gate-made namespace.
+GATE_LOAD_DIR = re.compile(r"codelab-[0-9a-f]{6}-[A-Za-z0-9_-]+")
 MESSAGE_LIMIT = 4000
 #: Seconds of timeline shown before the load started.
 LEAD_IN = 20.0
@@ -1004,6 +1011,33 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
 # ----------------------------------------------------------------- pytest side
 
 
+def clear_previous_outputs(report_dir: Path) -> list[Path]:
+    """Remove what an earlier run wrote beside its report: failure diagnostics and the load
+    folders of gate-made namespaces, so that the folder describes this run only.
+
+    Only folders recognisably the gate's are touched; anything else a person put there stays.
+    """
+    removed: list[Path] = []
+    if not report_dir.is_dir():
+        return removed
+    for child in sorted(report_dir.iterdir()):
+        index = child / DIAGNOSTICS_INDEX
+        if child.is_dir() and index.is_file():
+            with index.open(encoding="utf-8", errors="replace") as fh:
+                if fh.readline().startswith(DIAGNOSTICS_HEADER):
+                    removed.append(child)
+    load_dir = report_dir / "load"
+    if load_dir.is_dir():
+        removed += [
+            child
+            for child in sorted(load_dir.iterdir())
+            if child.is_dir() and GATE_LOAD_DIR.fullmatch(child.name)
+        ]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def default_junitxml(config: pytest.Config, report_dir: Path) -> None:
     """Point pytest's --junitxml at ``<report_dir>/junit.xml`` unless the user chose a path.
 
@@ -1047,9 +1081,12 @@ class ReportPlugin:
             from pytest_codelab.settings import SETTINGS_KEY
 
             settings = config.stash[SETTINGS_KEY]
+            if config.option.collectonly:  # nothing runs: no verdict to report
+                return
             run = config.stash.get(RUN_KEY, None)
             self.collector = ReportCollector(settings, run_id=run.run_id if run else "")
             default_junitxml(config, settings.report_dir)
+            clear_previous_outputs(Path(settings.report_dir))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
