@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 ensure_venv
-log "building the local cluster (codelab-cluster build; cached after the first run)"
-"$VENV/bin/codelab-cluster" build
-log "pytest --codelab-cluster=local suites $*"
-exec "$VENV/bin/python" -m pytest --codelab-cluster=local suites "$@"
+log "building the local cluster (codelab-cluster build --with velero; cached after the first run)"
+"$VENV/bin/codelab-cluster" build --with velero
+log "pytest --codelab-cluster=local --codelab-local-velero suites $*"
+exec "$VENV/bin/python" -m pytest --codelab-cluster=local --codelab-local-velero suites "$@"

@@ -20,11 +20,13 @@ if [ "$(id -u)" -ne 0 ]; then
     log "error: the local cluster needs root; run as root, or use scripts/test.sh --fast"
     exit 2
 fi
-log "building the local cluster (codelab-cluster build; cached after the first run)"
-"$VENV/bin/codelab-cluster" build
-# Two Locust worker pods: the distributed-load test runs on the local cluster too.
-log "pytest --codelab-cluster=local --codelab-load-workers=2 tests suites $*"
-"${PYTEST[@]}" --codelab-cluster=local --codelab-load-workers=2 tests suites "$@"
+log "building the local cluster (codelab-cluster build --with velero; cached after the first run)"
+"$VENV/bin/codelab-cluster" build --with velero
+# Two Locust worker pods: the distributed-load test runs on the local cluster too; Velero
+# and MinIO: the backup and restore suite too.
+GATE=(--codelab-cluster=local --codelab-load-workers=2 --codelab-local-velero)
+log "pytest ${GATE[*]} tests suites $*"
+"${PYTEST[@]}" "${GATE[@]}" tests suites "$@"
 log "engine life cycle: CODELAB_ENGINE_TESTS=1 pytest tests/engine"
 # Its own report folder: the gate report of the run above stays in codelab-report/.
 CODELAB_ENGINE_TESTS=1 "${PYTEST[@]}" --codelab-report-dir=codelab-report/engine tests/engine

@@ -128,7 +128,7 @@ def test_header_shows_values_and_sources(
     assert "ingress_host=codelab.test (env)" in text
     assert "timeout_scale=2.0 (ini)" in text
     assert "cluster=none" in text and "manifests=bundled" in text
-    assert 1 <= len(header) <= 6  # compact
+    assert 1 <= len(header) <= 7  # compact
 
 
 def test_header_never_shows_url_credentials() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_codelab.engine import velero
+from pytest_codelab.engine import velero, versions
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import Layout
 from pytest_codelab.engine.paths import bin_dir
@@ -224,8 +224,8 @@ def test_image_recipes_name_missing_binaries(tmp_path: Path) -> None:
 
 
 def test_image_tags_follow_the_pins() -> None:
-    assert velero.VELERO_IMAGE.endswith(":" + velero.VELERO)
-    assert velero.VELERO_PLUGIN_AWS_IMAGE.endswith(":" + velero.VELERO_PLUGIN_AWS)
+    assert velero.VELERO_IMAGE.endswith(":" + versions.VELERO)
+    assert velero.VELERO_PLUGIN_AWS_IMAGE.endswith(":" + versions.VELERO_PLUGIN_AWS)
     assert re.fullmatch(r"[\w][\w.-]{0,127}", velero.MINIO_IMAGE.rsplit(":", 1)[1])
 
 

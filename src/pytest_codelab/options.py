@@ -182,6 +182,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="FACTOR",
     ),
     OptionSpec(
+        "local_velero",
+        Kind.BOOL,
+        "With --codelab-cluster=local: install Velero and MinIO, so the backup and restore "
+        "suite runs (their first build takes about 20 minutes). Default: false.",
+        default="false",
+    ),
+    OptionSpec(
         "load_workers",
         Kind.INT,
         "Locust worker pods of the load tests, in the test namespace; 0 or more. "

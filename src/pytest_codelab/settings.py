@@ -52,6 +52,7 @@ class Settings:
     report_dir: Path = Path("codelab-report")
     allow_disruptive: bool = False
     timeout_scale: float = 1.0
+    local_velero: bool = False
     load_workers: int = 0
     load_image: str | None = None
     load_master_host: str | None = None

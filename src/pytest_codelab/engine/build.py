@@ -192,6 +192,7 @@ def write_wrapper(component: GoComponent, src: Path, env: dict[str, str]) -> Non
     src.mkdir(parents=True, exist_ok=True)
     requires = [f"{component.module} {component.version}"]
     requires += [f"{m} {component.version}" for m in component.extra_requires]
+    requires += list(component.pins)
     gomod = upstream_gomod(component.module, component.version, env)
     directives: list[str] = []
     if component.name == "kubernetes":
@@ -297,14 +298,18 @@ def ensure_go() -> None:
         raise EngineError("no Go toolchain on PATH: the engine is built from upstream Go modules")
 
 
-def build(names: Iterable[str] | None = None) -> None:
-    """Build every component (or the named ones) into the cache, showing progress."""
+def build(names: Iterable[str] | None = None, addons: Iterable[str] = ()) -> None:
+    """Build every component (or the named ones) into the cache, showing progress; those
+    of an optional add-on only when it is in ``addons`` (or named)."""
     ensure_go()
     ensure_host_packages()
     wanted = set(names) if names else None
+    extra = set(addons)
     started = time.monotonic()
     for component in versions.COMPONENTS:
         if wanted is not None and component.name not in wanted:
+            continue
+        if wanted is None and component.addon is not None and component.addon not in extra:
             continue
         with step(f"{component.name} {component.version}") as s:
             s.note("built" if build_component(component) else "cached")

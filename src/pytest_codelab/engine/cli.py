@@ -12,15 +12,19 @@ from pytest_codelab.engine.errors import EngineError
 def cmd_build(args: argparse.Namespace) -> None:
     from pytest_codelab.engine import build, images_load
 
-    build.build(args.only or None)
+    build.build(args.only or None, addons=args.with_addons)
     if not args.only:
         images_load.build_engine_images()
+    if "velero" in args.with_addons:
+        from pytest_codelab.engine import velero
+
+        velero.build_images()
 
 
 def cmd_up(args: argparse.Namespace) -> None:
     from pytest_codelab.engine import up
 
-    up.up(with_addons=not args.no_addons)
+    up.up(with_addons=not args.no_addons, extras=args.with_addons)
 
 
 def cmd_down(args: argparse.Namespace) -> None:
@@ -41,6 +45,19 @@ def cmd_load_image(args: argparse.Namespace) -> None:
     images_load.load_archive(Path(args.archive), name=args.name)
 
 
+def _with_addons(p: argparse.ArgumentParser, verb: str) -> None:
+    from pytest_codelab.engine.versions import OPTIONAL_ADDONS
+
+    p.add_argument(
+        "--with",
+        dest="with_addons",
+        action="append",
+        default=[],
+        choices=OPTIONAL_ADDONS,
+        help=f"{verb} an optional add-on (velero: Velero + MinIO for backup and restore)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
     p = argparse.ArgumentParser(
@@ -50,9 +67,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="build the engine from upstream Go modules (idempotent)")
     b.add_argument("--only", nargs="*", metavar="COMPONENT", help="build only these components")
+    _with_addons(b, "also build")
     b.set_defaults(func=cmd_build)
     u = sub.add_parser("up", help="start the cluster and print the kubeconfig path")
     u.add_argument("--no-addons", action="store_true", help="skip DNS, metrics, volumes, ingress")
+    _with_addons(u, "also install")
     u.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the cluster and remove everything it made").set_defaults(
         func=cmd_down

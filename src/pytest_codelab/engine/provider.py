@@ -27,11 +27,15 @@ class LocalCluster:
 
     def start(self) -> ClusterHandle:
         try:
+            extras = ["velero"] if self.settings.local_velero else []
             if status.running_cluster(self.layout) is None:
-                build.build()
+                build.build(addons=extras)
                 images_load.build_engine_images()
-                up.up(self.layout)
+                up.up(self.layout, extras=extras)
                 self.created = True
+            elif extras:  # a cluster started by hand: add what this run asks for
+                build.build(addons=extras)
+                up.install_extras(self.layout, extras)
             with step("CodeLab reference images"):
                 images_load.load_codelab_images(self.layout)
         except EngineError as exc:

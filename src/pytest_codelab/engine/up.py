@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,7 +324,9 @@ def record_sysctls() -> dict[str, str]:
     return {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
 
 
-def up(layout: Layout | None = None, *, with_addons: bool = True) -> Cluster:
+def up(
+    layout: Layout | None = None, *, with_addons: bool = True, extras: Iterable[str] = ()
+) -> Cluster:
     """Start the cluster; refuse if one runs; on failure tear down what was started."""
     from pytest_codelab.engine.down import down_locked
 
@@ -351,6 +353,7 @@ def up(layout: Layout | None = None, *, with_addons: bool = True) -> Cluster:
         cluster.save()
         try:
             run_actions(cluster, with_addons)
+            install_extras(layout, extras)
         except BaseException:
             with step("tearing down after the failed start"):
                 down_locked(layout)
@@ -361,6 +364,14 @@ def up(layout: Layout | None = None, *, with_addons: bool = True) -> Cluster:
         flush=True,
     )
     return cluster
+
+
+def install_extras(layout: Layout, extras: Iterable[str]) -> None:
+    """Optional add-ons on a running cluster (idempotent): ``velero``."""
+    if "velero" in extras:
+        from pytest_codelab.engine import velero
+
+        velero.install(layout)
 
 
 def run_actions(cluster: Cluster, with_addons: bool) -> None:

@@ -36,18 +36,9 @@ from pytest_codelab.engine.layout import Layout
 from pytest_codelab.engine.paths import bin_dir as _bin_dir
 from pytest_codelab.engine.progress import step
 
-# Pins. They belong in versions.py (see the issue 7 report for the diff); the fallbacks
-# keep this module usable until that lands and can then be dropped.
-VELERO: str = getattr(versions, "VELERO", "v1.18.3")
-VELERO_PLUGIN_AWS: str = getattr(versions, "VELERO_PLUGIN_AWS", "v1.14.3")
-MINIO: str = getattr(versions, "MINIO", "v0.0.0-20260212201848-7aac2a2c5b7c")
-VELERO_IMAGE: str = getattr(versions, "VELERO_IMAGE", f"docker.io/velero/velero:{VELERO}")
-VELERO_PLUGIN_AWS_IMAGE: str = getattr(
-    versions,
-    "VELERO_PLUGIN_AWS_IMAGE",
-    f"docker.io/velero/velero-plugin-for-aws:{VELERO_PLUGIN_AWS}",
-)
-MINIO_IMAGE: str = getattr(versions, "MINIO_IMAGE", f"docker.io/minio/minio:{MINIO}")
+VELERO_IMAGE = versions.VELERO_IMAGE
+VELERO_PLUGIN_AWS_IMAGE = versions.VELERO_PLUGIN_AWS_IMAGE
+MINIO_IMAGE = versions.MINIO_IMAGE
 
 GROUP, VERSION = "velero.io", "v1"
 API_VERSION = f"{GROUP}/{VERSION}"

@@ -19,6 +19,10 @@ COREDNS = "v1.14.7"
 METRICS_SERVER = "v0.9.0"
 LOCAL_PATH_PROVISIONER = "v0.0.30"
 TRAEFIK = "v3.6.12"
+#: Optional add-on (``--with velero``): backup and restore, MinIO as its S3 store.
+VELERO = "v1.18.3"
+VELERO_PLUGIN_AWS = "v1.14.3"
+MINIO = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 #: Image names the add-ons run as; built locally and imported, never pulled.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
@@ -27,6 +31,9 @@ METRICS_SERVER_IMAGE = f"registry.k8s.io/metrics-server/metrics-server:{METRICS_
 LOCAL_PATH_IMAGE = f"docker.io/rancher/local-path-provisioner:{LOCAL_PATH_PROVISIONER}"
 TRAEFIK_IMAGE = f"docker.io/library/traefik:{TRAEFIK}"
 BUSYBOX_IMAGE = "docker.io/library/busybox:1.36"
+VELERO_IMAGE = f"docker.io/velero/velero:{VELERO}"
+VELERO_PLUGIN_AWS_IMAGE = f"docker.io/velero/velero-plugin-for-aws:{VELERO_PLUGIN_AWS}"
+MINIO_IMAGE = f"docker.io/minio/minio:{MINIO}"
 
 #: Debian packages the engine needs on the host (bookworm names).
 HOST_PACKAGES = (
@@ -62,6 +69,11 @@ class GoComponent:
     tags: tuple[str, ...] = ()
     extra_requires: tuple[str, ...] = field(default=())
     patches: tuple[str, ...] = ()
+    #: Optional add-on this component belongs to: built only when it is asked for.
+    addon: str | None = None
+    #: "module version" requirements of the wrapper beyond the upstream go.mod's, for a
+    #: dependency version that the module proxy here does not serve.
+    pins: tuple[str, ...] = ()
 
 
 _K8S_CMDS = tuple(
@@ -144,4 +156,33 @@ COMPONENTS: tuple[GoComponent, ...] = (
             "traefik-ingress-nginx-proxy-body-size.patch",
         ),
     ),
+    GoComponent(
+        "velero",
+        "github.com/vmware-tanzu/velero",
+        VELERO,
+        tuple(
+            f"github.com/vmware-tanzu/velero/cmd/{c}"
+            for c in ("velero", "velero-restore-helper", "velero-helper")
+        ),
+        wrapper=True,
+        addon="velero",
+        # v1.18.3 requires k8s.io/cli-runtime v0.33.12, which the module proxy refuses.
+        pins=("k8s.io/cli-runtime v0.33.13",),
+    ),
+    GoComponent(
+        "velero-plugin-for-aws",
+        "github.com/vmware-tanzu/velero-plugin-for-aws",
+        VELERO_PLUGIN_AWS,
+        (
+            "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws",
+            "github.com/vmware-tanzu/velero-plugin-for-aws/hack/cp-plugin",
+        ),
+        addon="velero",
+    ),
+    GoComponent(
+        "minio", "github.com/minio/minio", MINIO, ("github.com/minio/minio",), addon="velero"
+    ),
 )
+
+#: Optional add-ons: ``codelab-cluster build|up --with NAME``.
+OPTIONAL_ADDONS = ("velero",)
