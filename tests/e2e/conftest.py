@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from pytest_codelab.cluster import ClusterHandle
 from pytest_codelab.resources import bundled_path
 
 InnerGate = Callable[..., pytest.RunResult]
+Fault = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture
+def faulty_manifests(pytester: pytest.Pytester) -> Callable[..., Path]:
+    """``faulty_manifests(name, *faults)``: a copy of the bundled manifests in a ``name``
+    folder of the test's directory, every object passed through each fault (a function that
+    changes, in place, the objects it is about), one file per source file."""
+
+    def make(name: str, *faults: Fault) -> Path:
+        dest = pytester.path / name
+        dest.mkdir()
+        for source in sorted(bundled_path("manifests").glob("*.yaml")):
+            docs = [d for d in yaml.safe_load_all(source.read_text()) if d]
+            for doc in docs:
+                for fault in faults:
+                    fault(doc)
+            (dest / source.name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        return dest
+
+    return make
 
 
 @pytest.fixture

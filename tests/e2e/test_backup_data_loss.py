@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from pytest_codelab.fixtures import skip_if_missing_kind
-from pytest_codelab.resources import bundled_path
 
 InnerGate = Callable[..., pytest.RunResult]
 
@@ -37,22 +35,13 @@ def _exclude_postgres_volume(obj: dict[str, Any]) -> None:
         template.setdefault("annotations", {})[EXCLUDES] = "postgres-data"
 
 
-def faulty_copy(dest: Path) -> Path:
-    """The bundled manifests with PostgreSQL's volume excluded from backups."""
-    dest.mkdir()
-    for source in sorted(bundled_path("manifests").glob("*.yaml")):
-        docs = [d for d in yaml.safe_load_all(source.read_text()) if d]
-        for doc in docs:
-            _exclude_postgres_volume(doc)
-        (dest / source.name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return dest
-
-
 def test_backup_suite_fails_when_postgres_data_is_not_backed_up(
-    pytester: pytest.Pytester, inner_gate: InnerGate, k8s_client: client.ApiClient
+    inner_gate: InnerGate,
+    faulty_manifests: Callable[..., Path],
+    k8s_client: client.ApiClient,
 ) -> None:
     skip_if_missing_kind(k8s_client, "velero.io/v1", "Backup")
-    manifests = faulty_copy(pytester.path / "faulty")
+    manifests = faulty_manifests("faulty", _exclude_postgres_volume)
     assert EXCLUDES in (manifests / "10-postgres.yaml").read_text()
     result = inner_gate(
         f"--codelab-manifests={manifests}", "--codelab-allow-disruptive", tests=list(SELECTED)

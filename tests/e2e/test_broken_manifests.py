@@ -13,16 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-
-from pytest_codelab.resources import bundled_path
 
 #: The ``inner_gate`` fixture (tests/e2e/conftest.py).
 InnerGate = Callable[..., pytest.RunResult]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
-
-Fault = Callable[[dict[str, Any]], None]
 
 
 def _no_readiness(obj: dict[str, Any]) -> None:
@@ -45,19 +40,11 @@ def _oauth_to_gateway(obj: dict[str, Any]) -> None:
                 path["backend"]["service"] = {"name": "gateway", "port": {"number": 8000}}
 
 
-FAULTS: tuple[Fault, ...] = (_no_readiness, _stuck_hpa, _oauth_to_gateway)
-
-
-def broken_copy(dest: Path) -> Path:
-    """The bundled manifests with every fault applied, one file per source file."""
-    dest.mkdir()
-    for source in sorted(bundled_path("manifests").glob("*.yaml")):
-        docs = [d for d in yaml.safe_load_all(source.read_text()) if d]
-        for doc in docs:
-            for fault in FAULTS:
-                fault(doc)
-        (dest / source.name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return dest
+FAULTS: tuple[Callable[[dict[str, Any]], None], ...] = (
+    _no_readiness,
+    _stuck_hpa,
+    _oauth_to_gateway,
+)
 
 
 SELECTED = (
@@ -68,8 +55,10 @@ SELECTED = (
 )
 
 
-def test_suites_fail_on_broken_manifests(pytester: pytest.Pytester, inner_gate: InnerGate) -> None:
-    manifests = broken_copy(pytester.path / "broken")
+def test_suites_fail_on_broken_manifests(
+    inner_gate: InnerGate, faulty_manifests: Callable[..., Path]
+) -> None:
+    manifests = faulty_manifests("broken", *FAULTS)
     result = inner_gate(f"--codelab-manifests={manifests}", tests=list(SELECTED))
     result.assert_outcomes(failed=3, passed=1)
     for line in (
