@@ -52,7 +52,7 @@ from pytest_codelab.timeline import (
     hpa_sampler,
 )
 from pytest_codelab.traffic import Target
-from pytest_codelab.waiting import Timeouts, wait_until
+from pytest_codelab.waiting import Timeouts, try_until, wait_until
 
 #: HPAs the load must push above their CPU target, and the Deployment label of their pods.
 SCALED = {"agent-runtime-hpa": "agent-runtime", "gateway-hpa": "gateway"}
@@ -212,24 +212,14 @@ def metrics_problem(
     to a minute: metrics-server needs one scrape after a pod starts)."""
     ns = codelab_stack.namespace
     pods = {name for app in SCALED.values() for name in pods_of(core_v1, ns, app)}
-    seen: list[str | None] = []
 
     def probe() -> tuple[bool, str]:
-        seen.append(pod_metrics_reason(k8s_client, ns, pods))
-        reason = seen[-1]
+        reason = pod_metrics_reason(k8s_client, ns, pods)
         # Served with data for every pod: done; not served at all: waiting will not help.
-        return not reason or "not served" in reason, reason or "metrics for every pod"
+        return not reason or "not served" in reason, reason or ""
 
-    try:
-        wait_until(
-            probe,
-            timeout=60 * codelab_timeouts.api / Timeouts.api,
-            what="pod metrics from metrics.k8s.io",
-            interval=5,
-        )
-    except WaitTimeout:
-        pass  # the last reason says what was missing
-    return seen[-1]
+    _, reason = try_until(probe, timeout=60 * codelab_timeouts.api / Timeouts.api, interval=5)
+    return reason or None
 
 
 @e2e
@@ -609,14 +599,12 @@ def scale_down(
             for name in back:
                 latest = scale_out.timeline.latest(name)
                 if back[name] is None and latest and latest.t > started:
-                    if latest.current <= latest.min:
-                        back[name] = latest.t
+                    back[name] = latest.t if latest.current <= latest.min else None
             above = [name for name, t in back.items() if t is None]
             return not above, f"not yet at minReplicas: {', '.join(above)}"
 
         # A timeout is each test's verdict (per HPA), not the fixture's error.
-        with contextlib.suppress(WaitTimeout):
-            wait_until(all_back, timeout=deadline, what="HPAs back at minReplicas", interval=2)
+        try_until(all_back, timeout=deadline, interval=2)
         yield ScaleDown(back, deadline)
     finally:
         for name, behavior in original.items():

@@ -24,6 +24,7 @@ from pytest_codelab.waiting import (
     deployment_status,
     hold_for,
     statefulset_status,
+    try_until,
     wait_until,
 )
 
@@ -106,6 +107,13 @@ def test_probe_errors_propagate() -> None:
 
     with pytest.raises(RuntimeError, match="API said no"):
         wait_until(probe, timeout=1, what="x")
+
+
+def test_try_until_says_whether_it_was_met_and_what_was_seen_last() -> None:
+    answers = iter([(False, "1/3 ready"), (True, "3/3 ready")])
+    assert try_until(lambda: next(answers), timeout=5, interval=0.01) == (True, "3/3 ready")
+    late = try_until(lambda: (False, "0/3 ready"), timeout=0.05, interval=0.01)
+    assert late == (False, "0/3 ready")
 
 
 def test_hold_for_checks_through_the_window() -> None:

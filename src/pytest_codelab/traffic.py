@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from pytest_codelab.errors import WaitTimeout
-from pytest_codelab.waiting import wait_until
+from pytest_codelab.waiting import try_until
 
 #: Bytes of each response body kept in a Result (enough for a JSON status document).
 BODY_KEPT = 4096
@@ -660,8 +659,7 @@ class Traffic:
             seen = len(self.results())
             return seen >= count or not self.running, f"{seen} results"
 
-        with contextlib.suppress(WaitTimeout):  # the caller judges what it got
-            wait_until(enough, timeout=timeout, what=f"{count} results", interval=0.02)
+        try_until(enough, timeout=timeout, interval=0.02)  # the caller judges what it got
         return self.results()
 
     def _run(self) -> None:

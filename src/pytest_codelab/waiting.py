@@ -5,9 +5,9 @@ operation, scaled by ``--codelab-timeout-scale``, as Chainsaw does) and fails wi
 ``WaitTimeout('timed out after 120s waiting for <what>; last seen: <observation>')`` so a
 red test tells what the cluster looked like, not just that time ran out.
 
-``wait_until`` polls until a condition holds, ``hold_for`` checks that one keeps holding
-for a window; ``rollout_status`` and ``statefulset_ready`` watch, judging each
-object the way ``kubectl rollout status`` does.
+``wait_until`` polls until a condition holds (``try_until`` the same without raising),
+``hold_for`` checks that one keeps holding for a window; ``rollout_status`` and
+``statefulset_ready`` watch, judging each object the way ``kubectl rollout status`` does.
 """
 
 from __future__ import annotations
@@ -57,18 +57,27 @@ def wait_until(probe: Probe, *, timeout: float, what: str, interval: float = 1.0
     The probe returns what it saw in words, so that the timeout can repeat the last
     observation instead of a bare "condition not met".
     """
+    met, last = try_until(probe, timeout=timeout, interval=interval)
+    if not met:
+        raise WaitTimeout(
+            f"timed out after {format_seconds(timeout)} waiting for {what}; last seen: {last}"
+        )
+    return last
+
+
+def try_until(probe: Probe, *, timeout: float, interval: float = 1.0) -> tuple[bool, str]:
+    """``wait_until`` for callers whose verdict comes later: ``(met, last observation)``
+    instead of an exception when the time is up."""
     deadline = time.monotonic() + timeout
     last = "nothing observed"
     while True:
         ok, observation = probe()
-        last = observation or last
         if ok:
-            return observation
+            return True, observation
+        last = observation or last
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise WaitTimeout(
-                f"timed out after {format_seconds(timeout)} waiting for {what}; last seen: {last}"
-            )
+            return False, last
         time.sleep(min(interval, remaining))
 
 

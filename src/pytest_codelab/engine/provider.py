@@ -7,7 +7,7 @@ or builds what is missing and starts one, which it then takes down at the end of
 from __future__ import annotations
 
 from pytest_codelab.cluster import ClusterHandle
-from pytest_codelab.engine import build, images_load, status, up
+from pytest_codelab.engine import build, images_load, status, up, versions
 from pytest_codelab.engine.addons import INGRESS_GAPS
 from pytest_codelab.engine.down import down
 from pytest_codelab.engine.errors import EngineError
@@ -34,7 +34,7 @@ class LocalCluster:
                 up.up(self.layout, extras=extras)
                 self.created = True
             elif extras:  # a cluster started by hand: add what this run asks for
-                build.build(addons=extras)
+                build.build([c.name for c in versions.COMPONENTS if c.addon in extras])
                 up.install_extras(self.layout, extras)
             with step("CodeLab reference images"):
                 images_load.load_codelab_images(self.layout)
