@@ -1,10 +1,12 @@
 # Shared by gate.sh and test.sh (sourced, not run): the project venv, created and kept
-# up to date idempotently in ${CODELAB_CACHE:-$HOME/.cache/pytest-codelab}/venv.
+# up to date idempotently in ${CODELAB_VENV:-${CODELAB_CACHE:-$HOME/.cache/pytest-codelab}/venv}.
+# .ci/run points CODELAB_VENV at an empty temporary folder, so every CI run installs from
+# scratch with the README's install line and a dependency only a hand install gave fails.
 
 log() { printf '==> %s\n' "$*" >&2; }
 
 CODELAB_CACHE="${CODELAB_CACHE:-$HOME/.cache/pytest-codelab}"
-VENV="$CODELAB_CACHE/venv"
+VENV="${CODELAB_VENV:-$CODELAB_CACHE/venv}"
 PYTHON_BIN="${PYTHON:-python3}"
 
 ensure_venv() {

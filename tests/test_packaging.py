@@ -47,6 +47,16 @@ def test_pyproject_declares_plugin_scripts_and_bundles() -> None:
     }
 
 
+def test_dev_extras_hold_the_build_backend() -> None:
+    """The wheel tests build without isolation, so the venv that ``pip install -e '.[dev]'``
+    gives must hold every build requirement itself: a fresh machine has nothing else."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    dev = data["project"]["optional-dependencies"]["dev"]
+    for requirement in data["build-system"]["requires"]:
+        assert requirement in dev, f"{requirement!r} missing from the dev extras"
+    assert "build" in dev
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
