@@ -14,8 +14,9 @@ import statistics
 import time
 from pathlib import Path
 
-from pytest_codelab.engine import build, images_load, processes
+from pytest_codelab.engine import build, processes
 from pytest_codelab.engine.down import down
+from pytest_codelab.engine.images.recipes import build_engine_images
 from pytest_codelab.engine.layout import Layout
 from pytest_codelab.engine.up import up
 
@@ -64,9 +65,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     layout = Layout.default()
-    warm_builds = [
-        timed(lambda: (build.build(), images_load.build_engine_images())) for _ in range(2)
-    ]
+    warm_builds = [timed(lambda: (build.build(), build_engine_images())) for _ in range(2)]
     ups, downs, mem = [], [], []
     for _ in range(args.runs):
         ups.append(timed(lambda: up(layout)))

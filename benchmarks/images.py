@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_codelab.engine import images
+from pytest_codelab.engine.images import recipes
+from pytest_codelab.engine.images.builder import Builder, build_recipe, images_dir
 from pytest_codelab.engine.paths import cache_dir
 
 
@@ -34,8 +35,8 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the cold cache folder")
     args = parser.parse_args()
-    table = images.recipes()
-    names = images.expand(args.names or images.DEFAULT_SET, table)
+    table = recipes.recipe_table()
+    names = recipes.expand(args.names or recipes.DEFAULT_SET, table)
 
     base = cache_dir()
     base.mkdir(parents=True, exist_ok=True)
@@ -45,26 +46,26 @@ def main() -> int:
         cold: dict[str, tuple[float, str]] = {}
         if not args.no_cold:
             print(f"cold builds into {cache} ...", file=sys.stderr, flush=True)
-            builder = images.Builder(cache)
+            builder = Builder(cache)
             for n in names:
-                before = set((images.images_dir(cache) / "layers").glob("*.tar"))
+                before = set((images_dir(cache) / "layers").glob("*.tar"))
                 t = time.monotonic()
                 builder.build(table[n])
-                after = set((images.images_dir(cache) / "layers").glob("*.tar"))
+                after = set((images_dir(cache) / "layers").glob("*.tar"))
                 new = sorted(
                     json.loads(p.with_suffix(".json").read_text())["name"] for p in after - before
                 )
                 cold[n] = (time.monotonic() - t, ",".join(new) or "-")
         for n in names:
-            archive = images.build_recipe(table[n], cache=cache, log=lambda _: None)
+            archive = build_recipe(table[n], cache=cache, log=lambda _: None)
             archive.unlink()
             t = time.monotonic()
-            images.build_recipe(table[n], cache=cache, log=lambda _: None)
+            build_recipe(table[n], cache=cache, log=lambda _: None)
             reassemble = time.monotonic() - t
             warm: list[float] = []
             for _ in range(args.repeat):
                 t = time.monotonic()
-                images.build_recipe(table[n], cache=cache, log=lambda _: None)
+                build_recipe(table[n], cache=cache, log=lambda _: None)
                 warm.append(time.monotonic() - t)
             c = cold.get(n)
             rows.append(

@@ -1,6 +1,6 @@
 """Figures of the gate's load runner. Prints, asserts nothing.
 
-1. Requests/s that ``pytest_codelab.load`` (``python -m locust`` headless, FastHttpUser)
+1. Requests/s that ``pytest_codelab.clients.load`` (``python -m locust`` headless, FastHttpUser)
    generates on this machine against a trivial endpoint on 127.0.0.1, served by a tiny
    asyncio HTTP/1.1 server in its own process: per run the wall-clock requests/s and the
    requests per CPU-second of the Locust processes (the per-core figure), for N runs; with
@@ -29,7 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_codelab import load
+from pytest_codelab.clients.load.locust import LocustRun, free_port, run_locust
+from pytest_codelab.clients.load.results import fmt_ms
+from pytest_codelab.clients.load.spec import MAX_SPAWN_RATE, SECRET_ENV, LoadSpec
+from pytest_codelab.options import BY_NAME
 
 LOCUSTFILE = """
 from locust import FastHttpUser, constant, task
@@ -89,7 +92,7 @@ def children_cpu() -> float:
 
 
 def local_runs(args: argparse.Namespace) -> None:
-    port = load.free_port()
+    port = free_port()
     ready = multiprocessing.Event()
     server = multiprocessing.Process(target=_serve, args=(port, ready), daemon=True)
     server.start()
@@ -107,16 +110,16 @@ def local_runs(args: argparse.Namespace) -> None:
     try:
         for number in range(1, args.runs + 1):
             before = children_cpu()
-            spec = load.LoadSpec(
+            spec = LoadSpec(
                 f"http://127.0.0.1:{port}",
                 users=args.users,
-                spawn_rate=min(load.MAX_SPAWN_RATE, float(args.users)),
+                spawn_rate=min(MAX_SPAWN_RATE, float(args.users)),
                 run_time=args.seconds,
                 locustfile=locustfile,
                 name=f"run{number}",
                 local_workers=args.workers,
             )
-            result = load.run_locust(spec, workdir)
+            result = run_locust(spec, workdir)
             cpu = children_cpu() - before
             active = max(0.001, result.requests / result.rps) if result.rps else args.seconds
             walls.append(result.rps)
@@ -125,7 +128,7 @@ def local_runs(args: argparse.Namespace) -> None:
                 f"run {number}: {result.requests} requests in {active:.1f}s = "
                 f"{result.rps:.0f} req/s; Locust used {cpu:.1f} CPU-s = "
                 f"{per_core[-1]:.0f} req per CPU-second; {result.failed} failed; "
-                f"p50 {load.fmt_ms(result.total.median if result.total else None)}",
+                f"p50 {fmt_ms(result.total.median if result.total else None)}",
                 flush=True,
             )
     finally:
@@ -143,12 +146,12 @@ def cluster_run(args: argparse.Namespace) -> None:
     """Deploy, load, and time the first scale-up of each HPA; always delete the namespace."""
     from kubernetes import client
 
-    from pytest_codelab import kube, namespaces, stack
-    from pytest_codelab.manifests import apply_order, load_manifests, render
+    from pytest_codelab.clients.timeline import Timeline, event_source, first_time, hpa_sampler
+    from pytest_codelab.deploy.manifests import apply_order, load_manifests, render
+    from pytest_codelab.deploy.profiles import load_values
+    from pytest_codelab.deploy.secrets import generate_secrets
+    from pytest_codelab.k8s import kube, namespaces, stack
     from pytest_codelab.resources import bundled_path
-    from pytest_codelab.secrets import generate_secrets
-    from pytest_codelab.timeline import Timeline, event_source, first_time, hpa_sampler
-    from pytest_codelab.values import load_values
 
     api = kube.new_client(args.kubeconfig, args.context)
     core = client.CoreV1Api(api)
@@ -179,7 +182,7 @@ def cluster_run(args: argparse.Namespace) -> None:
                 if latest and all(s.cpu is not None and s.current == s.min for s in latest):
                     break
                 time.sleep(2)
-            spec = load.LoadSpec(
+            spec = LoadSpec(
                 args.ingress_url,
                 users=int(SUITE_LOAD["users"]),  # type: ignore[call-overload]
                 spawn_rate=float(SUITE_LOAD["spawn_rate"]),  # type: ignore[arg-type]
@@ -188,11 +191,11 @@ def cluster_run(args: argparse.Namespace) -> None:
                 env={
                     **SUITE_LOAD["env"],  # type: ignore[dict-item]
                     "CODELAB_INGRESS_HOST": args.ingress_host,
-                    load.SECRET_ENV: secret,
+                    SECRET_ENV: secret,
                 },
             )
             out = Path(tempfile.mkdtemp(prefix="codelab-load-bench-"))
-            with load.LocustRun(spec, out) as locust:
+            with LocustRun(spec, out) as locust:
                 t0 = locust.started or time.time()
                 while locust.running and time.time() - t0 < 90:
                     scaled = [
@@ -241,10 +244,10 @@ def main() -> None:
         "--kubeconfig", type=Path, default=Path("/var/lib/pytest-codelab/kubeconfig")
     )
     parser.add_argument("--context", default="codelab")
-    parser.add_argument("--profile", default="small")
+    parser.add_argument("--profile", default=BY_NAME["profile"].default)
     parser.add_argument("--ingress-url", default="https://172.31.254.2")
     parser.add_argument("--ingress-host", default="load-bench.codelab.example.com")
-    parser.add_argument("--ingress-class", default="nginx")
+    parser.add_argument("--ingress-class", default=BY_NAME["ingress_class"].default)
     args = parser.parse_args()
     if args.runs:
         local_runs(args)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from kubernetes import client
 
-from pytest_codelab import kube, namespaces, stack
-from pytest_codelab.manifests import apply_order, load_manifests, render
+from pytest_codelab.deploy.manifests import apply_order, load_manifests, render
+from pytest_codelab.deploy.profiles import load_values
+from pytest_codelab.deploy.secrets import generate_secrets
+from pytest_codelab.k8s import kube, namespaces, stack
+from pytest_codelab.options import BY_NAME
 from pytest_codelab.resources import bundled_path
-from pytest_codelab.secrets import generate_secrets
-from pytest_codelab.values import load_values
 
-HOST = "codelab.example.com"
+HOST = str(BY_NAME["ingress_host"].default)
 
 
 def ready_after(core: client.CoreV1Api, namespace: str, since: float) -> dict[str, float]:
@@ -64,7 +65,7 @@ def one_run(api: client.ApiClient, profile: str, run_id: str) -> tuple[float, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--profile", default="small")
+    parser.add_argument("--profile", default=BY_NAME["profile"].default)
     parser.add_argument(
         "--kubeconfig", type=Path, default=Path("/var/lib/pytest-codelab/kubeconfig")
     )

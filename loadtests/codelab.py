@@ -1,6 +1,6 @@
 """CodeLab client traffic for Locust: a token from auth-service, then API calls through the Ingress.
 
-Run by the gate (``pytest_codelab.load``) headless against the Ingress address, e.g.::
+Run by the gate (``pytest_codelab.clients.load``) headless against the Ingress address, e.g.::
 
     CODELAB_INGRESS_HOST=codelab.example.com CODELAB_OAUTH_CLIENT_SECRET=... \\
     python -m locust -f loadtests/codelab.py --headless -u 20 -r 5 -t 60s \\

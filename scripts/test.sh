@@ -3,7 +3,8 @@
 #   1. the plugin's own tests and the offline suites,
 #   2. the e2e tests and the cluster suites on the embedded local cluster, which is built
 #      (cached after the first time), started for the run and taken down at its end,
-#   3. the engine's life cycle: up, a refused second up, down leaving nothing behind.
+#   3. the engine's own tests without the gate's plugin, and its life cycle: up, a refused
+#      second up, down leaving nothing behind.
 # Usage: scripts/test.sh [pytest args]   everything (needs root for the local cluster)
 #        scripts/test.sh --fast [args]   step 1 only: no cluster, for the inner loop
 set -euo pipefail
@@ -25,8 +26,8 @@ log "building the local cluster (codelab-cluster build --with velero; cached aft
 # Two Locust worker pods: the distributed-load test runs on the local cluster too; Velero
 # and MinIO: the backup and restore suite too.
 GATE=(--codelab-cluster=local --codelab-load-workers=2 --codelab-local-velero)
-log "pytest ${GATE[*]} tests suites $*"
-"${PYTEST[@]}" "${GATE[@]}" tests suites "$@"
-log "engine life cycle: CODELAB_ENGINE_TESTS=1 pytest tests/engine"
-# Its own report folder: the gate report of the run above stays in codelab-report/.
-CODELAB_ENGINE_TESTS=1 "${PYTEST[@]}" --codelab-report-dir=codelab-report/engine tests/engine
+log "pytest ${GATE[*]} --ignore=tests/engine tests suites $*"
+"${PYTEST[@]}" "${GATE[@]}" --ignore=tests/engine tests suites "$@"
+# The engine stands alone: its tests run without the gate's plugin, the life cycle last.
+log "engine tests and life cycle: CODELAB_ENGINE_TESTS=1 pytest -p no:codelab tests/engine"
+CODELAB_ENGINE_TESTS=1 "${PYTEST[@]}" -p no:codelab tests/engine

@@ -16,43 +16,43 @@ Scale-down is checked only where the gate may shorten the HPA's scale-down stabi
 from __future__ import annotations
 
 import contextlib
-import re
 import time
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_codelab import load, report
-from pytest_codelab.credentials import (
-    OAUTH_SECRET,
-    OAUTH_SECRET_KEY,
-    oauth_client_id,
-    oauth_client_secret,
-)
+from pytest_codelab.clients.ingress import IngressClient
+from pytest_codelab.clients.load.locust import LocustRun
+from pytest_codelab.clients.load.results import served_pods
+from pytest_codelab.clients.load.spec import SECRET_ENV, STOP_GRACE, LoadSpec
+from pytest_codelab.clients.load.workers import nodes_with_image
+from pytest_codelab.clients.timeline import Timeline, event_source, first_time, hpa_sampler
+from pytest_codelab.deploy.credentials import oauth_client_id, oauth_client_secret
 from pytest_codelab.errors import WaitTimeout
-from pytest_codelab.fixtures import skip_if_missing_kind
-from pytest_codelab.manifests import source_of
-from pytest_codelab.namespaces import NamespaceInfo
+from pytest_codelab.fixtures.handles import skip_if_missing_kind
+from pytest_codelab.k8s.namespaces import NamespaceInfo
+from pytest_codelab.k8s.pods import app_pods
+from pytest_codelab.k8s.stack import StackInfo
+from pytest_codelab.k8s.waiting import Timeouts, try_until, wait_until
+from pytest_codelab.providers.base import ClusterHandle
+from pytest_codelab.report import records
 from pytest_codelab.safety import require_disruptive
-from pytest_codelab.settings import Settings
-from pytest_codelab.stack import StackInfo
-from pytest_codelab.timeline import (
-    HpaSample,
-    Timeline,
-    TimelineData,
-    describe,
-    event_source,
-    first_time,
-    hpa_sampler,
+from pytest_codelab.scenarios.autoscaling import (
+    ScaleDown,
+    ScaleOut,
+    distributed,
+    drive,
+    list_hpas,
+    pod_metrics_reason,
+    settle,
+    shortened_scale_down,
+    unscalable,
+    wait_back_at_min,
 )
-from pytest_codelab.traffic import Target
-from pytest_codelab.waiting import Timeouts, try_until, wait_until
+from pytest_codelab.settings import Settings
 
 #: HPAs the load must push above their CPU target, and the Deployment label of their pods.
 SCALED = {"agent-runtime-hpa": "agent-runtime", "gateway-hpa": "gateway"}
@@ -66,12 +66,10 @@ LOAD_ENV = {
     "CODELAB_LOAD_MIX": "whoami=10,work=3,session=1",
     "CODELAB_LOAD_WAIT": "0.05-0.3",
 }
-#: Deadlines (s, scaled by --codelab-timeout-scale): HPAs steady before the load, first
-#: scale-out after load start, back to minReplicas after it.
-SETTLE_DEADLINE, SCALE_OUT_DEADLINE, SCALE_DOWN_DEADLINE = 120.0, 75.0, 150.0
-#: Seconds of traffic new pods get after they are Ready, before the load may stop early.
-TRAFFIC_AFTER_READY = 15.0
+#: The scale-down stabilization window set for the scale-down check (seconds).
 SCALE_DOWN_WINDOW = 0
+#: Seconds the master waits for its worker pods to connect (scaled like every deadline).
+WORKERS_CONNECT = 90.0
 #: The client id the load presents when auth-service accepts any.
 LOAD_CLIENT_ID = "pytest-codelab-load"
 VPA = ("autoscaling.k8s.io", "v1", "verticalpodautoscalers", "agent-runtime-vpa")
@@ -85,99 +83,7 @@ e2e, cluster, disruptive, slow = (
 )
 
 
-# ----------------------------------------------------------------- helpers
-
-
-def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> dict[str, client.V1Pod]:
-    return {
-        p.metadata.name: p
-        for p in core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
-    }
-
-
-def is_ready(pod: client.V1Pod) -> bool:
-    conditions = pod.status.conditions if pod.status else None
-    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
-
-
-def pod_metrics_reason(api: client.ApiClient, namespace: str, pods: set[str]) -> str | None:
-    """None when metrics.k8s.io serves usage for all ``pods``, else why not (one line)."""
-    try:
-        listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            "metrics.k8s.io", "v1beta1", namespace, "pods", _request_timeout=10
-        )
-    except ApiException as exc:
-        if exc.status in (404, 503):
-            return (
-                f"metrics.k8s.io is not served (HTTP {exc.status}): install metrics-server, "
-                "HPAs cannot read CPU without it"
-            )
-        return f"metrics.k8s.io pods in {namespace}: HTTP {exc.status}"
-    have = {item["metadata"]["name"] for item in listing.get("items", []) if item.get("containers")}
-    missing = sorted(pods - have)
-    if missing:
-        return f"metrics.k8s.io has no usage yet for {len(missing)} pod(s): {', '.join(missing)}"
-    return None
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80]
-
-
-@dataclass
-class ScaleOut:
-    """The module's load run and what the cluster did during it."""
-
-    namespace: str
-    hpas: dict[str, client.V2HorizontalPodAutoscaler]
-    before: dict[str, set[str]]
-    timeline: Timeline
-    record: Path
-    load_started: float = 0.0
-    load_stopped: float = 0.0
-    result: load.LoadResult | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def samples(self, hpa: str) -> list[HpaSample]:
-        return self.timeline.samples(hpa)
-
-    def history(self, hpa: str) -> str:
-        during = [s for s in self.samples(hpa) if s.t >= self.load_started - 10]
-        return describe(during)
-
-    def describe_load(self) -> str:
-        return self.result.describe() if self.result else "no load result"
-
-    def save(self, data: TimelineData | None = None, title: str = "") -> Path:
-        """(Re)write the report record: Locust's result and the timeline so far."""
-        return report.write_load_record(
-            self.record,
-            title=title or f"autoscaling under load ({self.namespace})",
-            load=self.result,
-            timeline=data or self.timeline.data(),
-            t0=self.load_started,
-            notes=self.notes,
-        )
-
-
 # ----------------------------------------------------------------- offline
-
-
-def unscalable(objects: list[dict[str, Any]], where: str) -> list[str]:
-    """HPAs whose maxReplicas is not above minReplicas, each named with its source."""
-    found = []
-    for obj in objects:
-        if obj.get("kind") != "HorizontalPodAutoscaler":
-            continue
-        spec = obj.get("spec") or {}
-        lo, hi = spec.get("minReplicas", 1), spec.get("maxReplicas")
-        if hi is not None and hi <= lo:
-            target = (spec.get("scaleTargetRef") or {}).get("name", "?")
-            found.append(
-                f"HPA {obj['metadata']['name']} ({source_of(obj) or 'no source'}, {where}) "
-                f"cannot scale {target}: minReplicas {lo}, maxReplicas {hi}"
-            )
-    return found
 
 
 @pytest.mark.offline
@@ -211,14 +117,14 @@ def metrics_problem(
     """None once metrics.k8s.io serves usage of every CodeLab pod, else why not (waits up
     to a minute: metrics-server needs one scrape after a pod starts)."""
     ns = codelab_stack.namespace
-    pods = {name for app in SCALED.values() for name in pods_of(core_v1, ns, app)}
+    pods = {name for app in SCALED.values() for name in app_pods(core_v1, ns, app)}
 
     def probe() -> tuple[bool, str]:
-        reason = pod_metrics_reason(k8s_client, ns, pods)
+        reason = pod_metrics_reason(k8s_client, ns, pods, request_timeout=codelab_timeouts.api)
         # Served with data for every pod: done; not served at all: waiting will not help.
         return not reason or "not served" in reason, reason or ""
 
-    _, reason = try_until(probe, timeout=60 * codelab_timeouts.api / Timeouts.api, interval=5)
+    _, reason = try_until(probe, timeout=codelab_timeouts.metrics, interval=5)
     return reason or None
 
 
@@ -235,52 +141,29 @@ def test_metrics_api_serves_pod_metrics(metrics_problem: str | None) -> None:
 
 
 @pytest.fixture(scope="module")
-def load_image(codelab_settings: Settings) -> tuple[str, bool]:
-    """The Locust worker image and whether it was configured (else the local default)."""
+def load_image(codelab_settings: Settings, codelab_cluster: ClusterHandle) -> tuple[str, bool]:
+    """The Locust worker image and whether it was configured (else the cluster's own, which
+    the local cluster provides; "" when there is none)."""
     configured = codelab_settings.load_image
-    return str(configured or load.DEFAULT_LOCUST_IMAGE), bool(configured)
+    return str(configured or codelab_cluster.load_image or ""), bool(configured)
 
 
 def worker_image_skip_reason(core: client.CoreV1Api, image: str, configured: bool) -> str | None:
-    """Why worker pods cannot run: the default image is missing from every node."""
+    """Why worker pods cannot run: no image, or the cluster's own is missing from every node."""
     if configured:
         return None  # a registry image: the kubelet pulls it
-    having, nodes = load.nodes_with_image(core, image)
+    if not image:
+        return (
+            "no Locust worker image: this cluster provides none; name one with "
+            "--codelab-load-image or run with --codelab-load-workers 0"
+        )
+    having, nodes = nodes_with_image(core, image)
     if having:
         return None
     return (
         f"Locust worker image {image} is not on any node ({', '.join(nodes) or 'none'}): build "
         "and import it (image recipe 'locust', see loadtests/README.md) or run with "
         "--codelab-load-workers 0"
-    )
-
-
-def master_host(settings: Settings, spec: load.LoadSpec) -> str:
-    """Where worker pods reach the master: configured, else this host's address on the route
-    to the ingress (the address the cluster's nodes see this host at)."""
-    address = urllib.parse.urlsplit(spec.host).hostname or ""
-    return str(settings.load_master_host or load.local_address_towards(address))
-
-
-def distributed(
-    spec: load.LoadSpec,
-    out_dir: Path,
-    core: client.CoreV1Api,
-    namespace: str,
-    image: str,
-    settings: Settings,
-) -> contextlib.AbstractContextManager[tuple[load.LocustRun, Any]]:
-    """Locust master here, worker pods in the namespace; the OAuth secret reaches the pods
-    by secretKeyRef, never in their spec's plain env."""
-    return load.distributed(
-        spec,
-        out_dir,
-        core,
-        namespace,
-        image=image,
-        master_host=master_host(settings, spec),
-        secret_env={load.SECRET_ENV: (OAUTH_SECRET, OAUTH_SECRET_KEY)},
-        pod_env={k: v for k, v in spec.env.items() if k != load.SECRET_ENV},
     )
 
 
@@ -293,7 +176,7 @@ def scale_out(
     k8s_client: client.ApiClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    ingress_target: Target,
+    ingress_target: IngressClient,
     codelab_timeouts: Timeouts,
     load_image: tuple[str, bool],
 ) -> Iterator[ScaleOut]:
@@ -303,11 +186,7 @@ def scale_out(
     if metrics_problem:
         pytest.skip(f"HPA tests need pod metrics: {metrics_problem}")
     ns = codelab_stack.namespace
-    scale = codelab_timeouts.api / Timeouts.api
-    autoscaling = client.AutoscalingV2Api(k8s_client)
-    hpas = {
-        h.metadata.name: h for h in autoscaling.list_namespaced_horizontal_pod_autoscaler(ns).items
-    }
+    hpas = list_hpas(k8s_client, ns)
     missing = sorted(set(SCALED) - set(hpas))
     if missing:
         pytest.fail(f"HPAs {', '.join(missing)} not found in {ns}; found: {sorted(hpas)}")
@@ -316,18 +195,21 @@ def scale_out(
         reason = worker_image_skip_reason(core_v1, *load_image)
         if reason:
             pytest.skip(reason)
-    out_dir = codelab_settings.report_dir / "load" / safe_name(ns)
+    out_dir = records.load_folder(codelab_settings.report_dir, ns)
     timeline = Timeline(
-        hpa_sampler(k8s_client, ns),
-        events=event_source(core_v1, ns),
+        hpa_sampler(k8s_client, ns, request_timeout=codelab_timeouts.api),
+        events=event_source(core_v1, ns, request_timeout=codelab_timeouts.api),
         interval=2.0,
         max_seconds=600,
     )
-    run = ScaleOut(ns, hpas, {}, timeline, out_dir / "scale-out.record.json")
+    run = ScaleOut(ns, SCALED, hpas, {}, timeline, out_dir / "scale-out.record.json")
     with timeline:
-        settle(run, SETTLE_DEADLINE * scale)
-        run.before = {app: set(pods_of(core_v1, ns, app)) for app in SCALED.values()}
-        spec = load.LoadSpec(
+        try:
+            settle(run, codelab_timeouts.settle)
+        except WaitTimeout as exc:
+            pytest.fail(str(exc), pytrace=False)
+        run.before = {app: set(app_pods(core_v1, ns, app)) for app in SCALED.values()}
+        spec = LoadSpec(
             host=ingress_target.base_url,
             users=LOAD_USERS,
             spawn_rate=LOAD_SPAWN_RATE,
@@ -337,10 +219,11 @@ def scale_out(
                 **LOAD_ENV,
                 "CODELAB_INGRESS_HOST": ingress_target.server_name,
                 "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns, LOAD_CLIENT_ID),
-                load.SECRET_ENV: oauth_client_secret(core_v1, ns),
+                SECRET_ENV: oauth_client_secret(core_v1, ns),
             },
             remote_workers=workers,
             master_bind_host="0.0.0.0" if workers else "127.0.0.1",
+            expect_workers_wait=codelab_timeouts.scale(LoadSpec.expect_workers_wait),
         )
         with contextlib.ExitStack() as stack:
             if workers:
@@ -349,12 +232,12 @@ def scale_out(
                 )
                 run.notes.append(f"{workers} Locust worker pods: {', '.join(pods.names)}")
             else:
-                locust = stack.enter_context(load.LocustRun(spec, out_dir))
+                locust = stack.enter_context(LocustRun(spec, out_dir))
             run.load_started = locust.started or time.time()
             timeline.mark("load start")
-            drive(run, locust, core_v1, SCALE_OUT_DEADLINE * scale)
+            drive(run, locust, core_v1, codelab_timeouts.scale_out)
             locust.stop("stopped by the test: every HPA scaled out and new pods took traffic")
-            locust.wait(timeout=load.STOP_GRACE)
+            locust.wait(timeout=STOP_GRACE)
             run.load_stopped = time.time()
             timeline.mark("load stop")
             run.result = locust.result()
@@ -363,73 +246,11 @@ def scale_out(
     run.save(timeline.stop())
 
 
-def settle(run: ScaleOut, deadline: float) -> None:
-    """Wait until every HPA under test reports CPU and sits at minReplicas (an idle stack that
-    scaled out on its own would make the scale-out unprovable)."""
-
-    def steady() -> tuple[bool, str]:
-        latest = {name: run.timeline.latest(name) for name in SCALED}
-        waiting = [
-            f"{name}: "
-            + (
-                "no sample yet"
-                if s is None
-                else f"{s.current} replicas (min {s.min}), cpu {s.cpu}%/{s.cpu_target}%"
-            )
-            for name, s in latest.items()
-            if s is None or s.cpu is None or s.current > s.min
-        ]
-        return not waiting, "; ".join(waiting)
-
-    try:
-        wait_until(
-            steady,
-            timeout=deadline,
-            what="HPAs steady at minReplicas with CPU metrics before any load",
-            interval=2,
-        )
-    except WaitTimeout as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-def drive(run: ScaleOut, locust: load.LocustRun, core: client.CoreV1Api, deadline: float) -> None:
-    """Keep the load on until every HPA scaled out and its new pods had traffic for a while,
-    the scale-out deadline passed without it, or Locust ended."""
-    ready_since: dict[str, float] = {}
-    while locust.running:
-        now = time.time()
-        for hpa, app in SCALED.items():
-            if hpa in ready_since:
-                continue
-            latest = run.timeline.latest(hpa)
-            if latest is None or latest.current <= latest.min:
-                continue
-            new = [
-                p
-                for n, p in pods_of(core, run.namespace, app).items()
-                if n not in run.before[app] and is_ready(p)
-            ]
-            if new:
-                ready_since[hpa] = now
-        done = len(ready_since) == len(SCALED) and all(
-            now - t >= TRAFFIC_AFTER_READY for t in ready_since.values()
-        )
-        late = now - run.load_started > deadline and len(ready_since) < len(SCALED)
-        if done or late:
-            if late:
-                run.notes.append(
-                    f"load stopped: no scale-out of {set(SCALED) - set(ready_since)}"
-                    f" {deadline:.0f}s after load start"
-                )
-            return
-        locust.wait(timeout=2)
-
-
 # ----------------------------------------------------------------- tests under load
 
 
 def attach(request: pytest.FixtureRequest, run: ScaleOut) -> None:
-    report.attach_load_record(request.node, run.save())
+    records.attach_load_record(request.node, run.save())
 
 
 @pytest.mark.parametrize("hpa", sorted(SCALED))
@@ -443,7 +264,7 @@ def test_hpa_scales_out_under_load(
 ) -> None:
     """The load pushes the HPA's Deployment above its CPU target: it adds replicas in time."""
     attach(request, scale_out)
-    deadline = SCALE_OUT_DEADLINE * codelab_timeouts.api / Timeouts.api
+    deadline = codelab_timeouts.scale_out
     samples = [s for s in scale_out.samples(hpa) if s.t >= scale_out.load_started]
     first = first_time(samples, lambda s: s.current > s.min)
     peak_cpu = max((s.cpu for s in samples if s.cpu is not None), default=None)
@@ -496,9 +317,9 @@ def test_new_pods_ready_and_take_traffic(
     attach(request, scale_out)
     assert scale_out.result is not None
     app = SCALED[hpa]
-    now = pods_of(core_v1, scale_out.namespace, app)
+    now = app_pods(core_v1, scale_out.namespace, app)
     header = "X-Upstream-Served-By" if app == "agent-runtime" else "X-Served-By"
-    served = load.served_pods(scale_out.result, app, header)
+    served = served_pods(scale_out.result, app, header)
     new_served = sorted(set(served) - scale_out.before[app])
     ready_peak = max((s.ready or 0 for s in scale_out.samples(hpa)), default=0)
     seen = (
@@ -549,14 +370,6 @@ def test_load_answered_while_scaling(scale_out: ScaleOut, request: pytest.Fixtur
 # ----------------------------------------------------------------- scale-down
 
 
-@dataclass(frozen=True)
-class ScaleDown:
-    """When each HPA came back to minReplicas after the load (None: not within deadline)."""
-
-    back_at: dict[str, float | None]
-    deadline: float
-
-
 @pytest.fixture(scope="module")
 def scale_down(
     scale_out: ScaleOut,
@@ -572,46 +385,8 @@ def scale_down(
             f"(300 s by default) shortened, which the gate does only in a namespace it created, "
             f"not in {codelab_namespace.name}"
         )
-    api = client.AutoscalingV2Api(k8s_client)
-    ns = scale_out.namespace
-    original = {
-        name: k8s_client.sanitize_for_serialization(hpa.spec.behavior)
-        for name, hpa in scale_out.hpas.items()
-        if name in SCALED
-    }
-    deadline = SCALE_DOWN_DEADLINE * codelab_timeouts.api / Timeouts.api
-    try:
-        for name in original:
-            api.patch_namespaced_horizontal_pod_autoscaler(
-                name,
-                ns,
-                {
-                    "spec": {
-                        "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW}}
-                    }
-                },
-            )
-        scale_out.timeline.mark(f"scale-down window set to {SCALE_DOWN_WINDOW}s")
-        started = time.time()
-        back: dict[str, float | None] = dict.fromkeys(original)
-
-        def all_back() -> tuple[bool, str]:
-            for name in back:
-                latest = scale_out.timeline.latest(name)
-                if back[name] is None and latest and latest.t > started:
-                    back[name] = latest.t if latest.current <= latest.min else None
-            above = [name for name, t in back.items() if t is None]
-            return not above, f"not yet at minReplicas: {', '.join(above)}"
-
-        # A timeout is each test's verdict (per HPA), not the fixture's error.
-        try_until(all_back, timeout=deadline, interval=2)
-        yield ScaleDown(back, deadline)
-    finally:
-        for name, behavior in original.items():
-            with contextlib.suppress(ApiException):
-                api.patch_namespaced_horizontal_pod_autoscaler(
-                    name, ns, {"spec": {"behavior": behavior}}
-                )
+    with shortened_scale_down(k8s_client, scale_out, SCALE_DOWN_WINDOW) as original:
+        yield wait_back_at_min(scale_out, list(original), codelab_timeouts.scale_down)
 
 
 @pytest.mark.parametrize("hpa", sorted(SCALED))
@@ -682,9 +457,10 @@ def test_distributed_load_workers(
     codelab_stack: StackInfo,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
-    ingress_target: Target,
+    ingress_target: IngressClient,
     load_image: tuple[str, bool],
     request: pytest.FixtureRequest,
+    codelab_timeouts: Timeouts,
 ) -> None:
     """N worker pods connect to the master on the gate's host and their requests reach
     CodeLab through the Ingress."""
@@ -695,7 +471,7 @@ def test_distributed_load_workers(
     if reason:
         pytest.skip(reason)
     ns = codelab_stack.namespace
-    spec = load.LoadSpec(
+    spec = LoadSpec(
         host=ingress_target.base_url,
         users=max(2, workers * 2),
         spawn_rate=4,
@@ -705,29 +481,29 @@ def test_distributed_load_workers(
             "CODELAB_INGRESS_HOST": ingress_target.server_name,
             "CODELAB_OAUTH_CLIENT_ID": oauth_client_id(apps_v1, core_v1, ns, LOAD_CLIENT_ID),
             "CODELAB_LOAD_MIX": "whoami=1,work=0,session=0",
-            load.SECRET_ENV: oauth_client_secret(core_v1, ns),
+            SECRET_ENV: oauth_client_secret(core_v1, ns),
         },
         remote_workers=workers,
         master_bind_host="0.0.0.0",
-        expect_workers_wait=90,
+        expect_workers_wait=codelab_timeouts.scale(WORKERS_CONNECT),
     )
-    out_dir = codelab_settings.report_dir / "load" / safe_name(ns)
+    out_dir = records.load_folder(codelab_settings.report_dir, ns)
     with distributed(spec, out_dir, core_v1, ns, load_image[0], codelab_settings) as (
         locust,
         pods,
     ):
         locust.wait()
         pod_state = pods.describe()
-        pod_logs = pods.logs()
+        pod_logs = pods.logs(request_timeout=codelab_timeouts.api)
     result = locust.result()
-    record = report.write_load_record(
+    record = records.write_load_record(
         out_dir / "distributed.record.json",
         title=f"distributed Locust ({workers} worker pods, {ns})",
         load=result,
         timeline=None,
         t0=result.started,
     )
-    report.attach_load_record(request.node, record)
+    records.attach_load_record(request.node, record)
     seen = f"{result.describe()}\nworker pods: {pod_state}\n{pod_logs}"
     assert result.connected_workers == workers, (
         f"{result.connected_workers} of {workers} worker pods connected to the master; {seen}"

@@ -17,6 +17,9 @@ DeleteBackupRequest, through CustomObjectsApi), never the velero CLI. Without th
 CRDs or an Available BackupStorageLocation the tests skip with the reason. Durations,
 items and sizes (volume bytes moved, bytes in the bucket) are recorded with
 user properties (JUnit XML ``<property>``) and summed up in the run's notes.
+
+The library behind it (the known data, Velero's API) is ``pytest_codelab.clients.backup``
+and ``pytest_codelab.clients.velero``; every check and verdict is here.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import base64
 import contextlib
 import functools
 import json
-import secrets
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -36,281 +38,31 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_codelab import namespaces, podtools, traffic
-from pytest_codelab.cluster import RUN_KEY
-from pytest_codelab.engine import velero
+from pytest_codelab.clients import velero
+from pytest_codelab.clients.backup import (
+    PG_HOOK,
+    REDIS_HOOK,
+    Data,
+    Snapshot,
+    container_name,
+    pvc_volumes,
+    ready_pod,
+)
+from pytest_codelab.clients.ingress import IngressClient, Result
+from pytest_codelab.clients.velero import Velero
 from pytest_codelab.errors import WaitTimeout
-from pytest_codelab.fixtures import skip_if_missing_kind
-from pytest_codelab.namespaces import NamespaceInfo
+from pytest_codelab.fixtures.handles import skip_if_missing_kind
+from pytest_codelab.k8s import namespaces
+from pytest_codelab.k8s.namespaces import NamespaceInfo
+from pytest_codelab.k8s.stack import StackInfo, wait_ready
+from pytest_codelab.k8s.waiting import Timeouts, wait_until
+from pytest_codelab.run import RUN_KEY
 from pytest_codelab.safety import is_managed
-from pytest_codelab.stack import StackInfo, wait_ready
-from pytest_codelab.waiting import Timeouts, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
-GROUP, VERSION = velero.GROUP, velero.VERSION
-TABLE = "codelab_gate_backup"
-ROWS = 500
-OBJECT_NAME = "codelab-gate-backup"
-REDIS_KEY_PREFIX = "codelab:gate:backup:"
 #: Ingresses are left out of the restore into a second namespace (the host is taken).
 NO_INGRESS = ("ingresses.networking.k8s.io",)
-
-#: Pre-backup hooks: flush PostgreSQL's dirty pages and write Redis' RDB, so the files the
-#: node-agent copies are at rest.
-PG_HOOK = podtools.psql_argv("CHECKPOINT")
-REDIS_HOOK = podtools.redis_cli_argv("SAVE")
-
-
-def checksum_sql(table: str) -> str:
-    """count:md5 over a table's rows in a stable order (empty table: count 0, md5 of '')."""
-    return (
-        f"SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, ',' "
-        f"ORDER BY t::text), '')) FROM {table} t"
-    )
-
-
-# ----------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What must come back: PostgreSQL checksums per table, a Redis key, a Secret's and a
-    ConfigMap's data (Secret values are compared, never shown)."""
-
-    tables: Mapping[str, str]
-    redis_key: str
-    redis_value: str
-    secret_data: Mapping[str, str] = field(repr=False)
-    configmap_data: Mapping[str, str]
-
-    def differences(self, other: Snapshot) -> list[str]:
-        out = [
-            f"table {t}: count:md5 {self.tables[t]} before, {other.tables.get(t)} after"
-            for t in self.tables
-            if other.tables.get(t) != self.tables[t]
-        ]
-        if other.redis_value != self.redis_value:
-            out.append(
-                f"redis key {self.redis_key}: value differs or is missing "
-                f"({len(other.redis_value)} bytes read)"
-            )
-        if other.secret_data != self.secret_data:
-            out.append(f"secret/{OBJECT_NAME}: data differs or is missing")
-        if other.configmap_data != self.configmap_data:
-            out.append(
-                f"configmap/{OBJECT_NAME}: {other.configmap_data} instead of {self.configmap_data}"
-            )
-        return out
-
-
-def _ready_pod(core: client.CoreV1Api, ns: str, app: str) -> client.V1Pod:
-    for pod in core.list_namespaced_pod(ns, label_selector=f"app={app}").items:
-        conds = {c.type: c.status for c in (pod.status.conditions if pod.status else None) or []}
-        if conds.get("Ready") == "True" and pod.metadata.deletion_timestamp is None:
-            return pod
-    pytest.fail(f"no Ready pod with label app={app} in namespace {ns}")
-
-
-def _container(pod: client.V1Pod, name: str) -> str:
-    names = [c.name for c in pod.spec.containers]
-    return name if name in names else names[0]
-
-
-class Data:
-    """Reads and writes the known data of one namespace through exec."""
-
-    def __init__(self, core: client.CoreV1Api, ns: str, timeouts: Timeouts) -> None:
-        self.core, self.ns, self.timeouts = core, ns, timeouts
-
-    def _exec(self, app: str, argv: list[str]) -> str:
-        pod = _ready_pod(self.core, self.ns, app)
-        res = podtools.exec_in_pod(
-            self.core,
-            self.ns,
-            pod.metadata.name,
-            argv,
-            container=_container(pod, app),
-            timeout=self.timeouts.exec,
-        )
-        if not res.ok:
-            pytest.fail(
-                f"{app} in {self.ns}: {argv[0]} exited {res.exit_code}: {res.stderr.strip()[:300]}"
-            )
-        return res.stdout
-
-    def psql(self, sql: str) -> str:
-        return self._exec("postgres", podtools.psql_argv(sql)).strip()
-
-    def redis(self, *args: str) -> str:
-        return self._exec("redis", podtools.redis_cli_argv(*args)).strip()
-
-    def tables(self) -> list[str]:
-        """The gate's table and CodeLab's sessions table when it exists."""
-        found = self.psql("SELECT coalesce(to_regclass('sessions')::text, '')")
-        return [TABLE, *(["sessions"] if found else [])]
-
-    def write(self) -> tuple[str, str, dict[str, str], dict[str, str]]:
-        seed = secrets.token_hex(8)
-        self.psql(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (id int PRIMARY KEY, payload text "
-            f"NOT NULL); TRUNCATE {TABLE}; INSERT INTO {TABLE} SELECT g, md5('{seed}' "
-            f"|| g) FROM generate_series(1, {ROWS}) g;"
-        )
-        key, value = REDIS_KEY_PREFIX + seed, secrets.token_urlsafe(24)
-        assert self.redis("SET", key, value) == "OK"
-        secret = {"token": secrets.token_urlsafe(24)}
-        configmap = {"seed": seed, "rows": str(ROWS)}
-        meta = client.V1ObjectMeta(name=OBJECT_NAME, labels={"codelab.dev/purpose": "backup"})
-        with contextlib.suppress(ApiException):
-            self.core.delete_namespaced_secret(OBJECT_NAME, self.ns)
-        with contextlib.suppress(ApiException):
-            self.core.delete_namespaced_config_map(OBJECT_NAME, self.ns)
-        self.core.create_namespaced_secret(
-            self.ns, client.V1Secret(metadata=meta, string_data=secret)
-        )
-        self.core.create_namespaced_config_map(
-            self.ns, client.V1ConfigMap(metadata=meta, data=configmap)
-        )
-        return key, value, secret, configmap
-
-    def cleanup(self, redis_key: str) -> None:
-        """Remove the known data again (best effort: the namespace may be gone)."""
-        for step in (
-            lambda: self.psql(f"DROP TABLE IF EXISTS {TABLE}"),
-            lambda: self.redis("DEL", redis_key),
-            lambda: self.core.delete_namespaced_secret(OBJECT_NAME, self.ns),
-            lambda: self.core.delete_namespaced_config_map(OBJECT_NAME, self.ns),
-        ):
-            with contextlib.suppress(Exception, pytest.fail.Exception):
-                step()
-
-    def snapshot(self, redis_key: str) -> Snapshot:
-        tables = {t: self.psql(checksum_sql(t)) for t in self.tables()}
-        value = self.redis("GET", redis_key)
-        try:
-            raw = self.core.read_namespaced_secret(OBJECT_NAME, self.ns).data or {}
-            secret = {k: base64.b64decode(v).decode() for k, v in raw.items()}
-        except ApiException:
-            secret = {}
-        try:
-            cm = dict(self.core.read_namespaced_config_map(OBJECT_NAME, self.ns).data or {})
-        except ApiException:
-            cm = {}
-        return Snapshot(tables, redis_key, value, secret, cm)
-
-
-# ----------------------------------------------------------------- Velero access
-
-
-@dataclass
-class Velero:
-    """Velero's API objects in its namespace, through CustomObjectsApi."""
-
-    api: client.ApiClient
-    namespace: str
-    location: str
-    custom: client.CustomObjectsApi = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.custom = client.CustomObjectsApi(self.api)
-
-    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        plural = body["kind"].lower() + "s"
-        return dict(
-            self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, body
-            )
-        )
-
-    def get(self, plural: str, name: str) -> dict[str, Any] | None:
-        try:
-            return dict(
-                self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, plural, name
-                )
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def list(self, plural: str, selector: str = "") -> list[dict[str, Any]]:
-        return list(
-            self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, label_selector=selector
-            )["items"]
-        )
-
-    def delete(self, plural: str, name: str) -> None:
-        with contextlib.suppress(ApiException):
-            self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, name
-            )
-
-    def wait_final(self, plural: str, name: str, timeout: float) -> dict[str, Any]:
-        """Wait until the Backup/Restore reaches a final phase; return it."""
-        seen: dict[str, Any] = {}
-
-        def probe() -> tuple[bool, str]:
-            obj = self.get(plural, name)
-            seen["obj"] = obj
-            return velero.is_final(obj), velero.describe(obj)
-
-        try:
-            wait_until(probe, timeout=timeout, what=f"{plural[:-1]} {name} to finish", interval=2.0)
-        except WaitTimeout as exc:
-            pytest.fail(f"{exc}\n{self.explain(plural, name)}", pytrace=False)
-        return dict(seen["obj"])
-
-    def pod_volumes(self, plural: str, label: str, name: str) -> list[dict[str, Any]]:
-        return self.list(plural, f"{label}={name}")
-
-    def explain(self, plural: str, name: str) -> str:
-        """The object's status and its pod volume operations, for a failure message."""
-        obj = self.get(plural, name)
-        lines = [f"{plural[:-1]} {self.namespace}/{name}: {velero.describe(obj)}"]
-        kind, label = (
-            ("podvolumebackups", "velero.io/backup-name")
-            if plural == "backups"
-            else ("podvolumerestores", "velero.io/restore-name")
-        )
-        for pv in self.pod_volumes(kind, label, name):
-            st = pv.get("status") or {}
-            lines.append(
-                f"  {kind[:-1]} {pv['metadata']['name']}: {st.get('phase')} "
-                f"{(st.get('message') or '')[:200]}"
-            )
-        return "\n".join(lines)
-
-    def bucket(self) -> tuple[str, str]:
-        """(bucket, prefix) of the storage location."""
-        bsl = self.get("backupstoragelocations", self.location) or {}
-        store = (bsl.get("spec") or {}).get("objectStorage") or {}
-        prefix = store.get("prefix") or ""
-        return store.get("bucket") or velero.BUCKET, (prefix.rstrip("/") + "/" if prefix else "")
-
-
-def bucket_usage(
-    core: client.CoreV1Api, v: Velero, prefixes: Mapping[str, str]
-) -> dict[str, tuple[int, int]]:
-    """(objects, bytes) per prefix in the location's bucket, read from the engine's MinIO
-    through a port-forward; {} when that MinIO (or its credentials) is not there."""
-    try:
-        raw = core.read_namespaced_secret(velero.MINIO_SECRET, v.namespace).data or {}
-        pod = core.list_namespaced_pod(v.namespace, label_selector="component=minio").items
-    except ApiException:
-        return {}
-    creds = velero.Credentials.from_secret_data(raw)
-    if creds is None or not pod:
-        return {}
-    bucket, base = v.bucket()
-    with podtools.port_forward(core, v.namespace, pod[0].metadata.name, 9000) as port:
-        endpoint = f"http://127.0.0.1:{port}"
-        return {
-            name: velero.bucket_usage(endpoint, creds, bucket, base + prefix)
-            for name, prefix in prefixes.items()
-        }
 
 
 def record(request: pytest.FixtureRequest, what: str, figures: Mapping[str, Any]) -> None:
@@ -323,26 +75,7 @@ def record(request: pytest.FixtureRequest, what: str, figures: Mapping[str, Any]
     props.append((f"velero_{what}", json.dumps(dict(figures), sort_keys=True)))
     run = request.config.stash.get(RUN_KEY, None)
     if run is not None:
-        run.note(f"velero {what}: {summary(figures)}")
-
-
-def summary(figures: Mapping[str, Any]) -> str:
-    """``18.0s, 176/176 items, volumes 47.9 MB, bucket 29.0 MB in 28 objects``."""
-    bits = []
-    if figures.get("seconds") is not None:
-        bits.append(f"{figures['seconds']:.1f}s")
-    if figures.get("items") is not None:
-        bits.append(f"{figures['items']}/{figures.get('total_items')} items")
-    bits.append(f"volumes {figures.get('volume_bytes', 0) / 1e6:.1f} MB")
-    sizes = [(k, v) for k, v in figures.items() if k.startswith("bucket_") and k.endswith("_bytes")]
-    if sizes:
-        total = sum(v for _, v in sizes)
-        objects = sum(v for k, v in figures.items() if k.endswith("_objects"))
-        bits.append(f"bucket {total / 1e6:.1f} MB in {objects} objects")
-    for key in ("ready_seconds", "delete_seconds"):
-        if figures.get(key) is not None:
-            bits.append(f"{key.removesuffix('_seconds')} {figures[key]:.1f}s")
-    return ", ".join(bits)
+        run.note(f"velero {what}: {velero.summary(figures)}")
 
 
 # ----------------------------------------------------------------- fixtures
@@ -362,7 +95,7 @@ def velero_api(k8s_client: client.ApiClient, velero_namespace: str) -> Velero:
     skip_if_missing_kind(k8s_client, velero.API_VERSION, "Backup")
     try:
         locations = client.CustomObjectsApi(k8s_client).list_namespaced_custom_object(
-            GROUP, VERSION, velero_namespace, "backupstoragelocations"
+            velero.GROUP, velero.VERSION, velero_namespace, "backupstoragelocations"
         )["items"]
     except ApiException as exc:
         pytest.skip(
@@ -389,18 +122,6 @@ class BackupRun:
     restores: list[str] = field(default_factory=list)
 
 
-def _pvc_volumes(core: client.CoreV1Api, ns: str) -> list[str]:
-    """``<pod>/<volume>`` of every PVC-backed volume of the namespace's running pods."""
-    out = []
-    for pod in core.list_namespaced_pod(ns).items:
-        if pod.metadata.deletion_timestamp is not None or pod.status.phase != "Running":
-            continue
-        for vol in pod.spec.volumes or []:
-            if vol.persistent_volume_claim is not None:
-                out.append(f"{pod.metadata.name}/{vol.name}")
-    return sorted(out)
-
-
 @pytest.fixture(scope="module")
 def backup(
     velero_api: Velero,
@@ -416,10 +137,10 @@ def backup(
     data = Data(core_v1, ns, codelab_timeouts)
     key, *_ = data.write()
     expected = data.snapshot(key)
-    pvc_volumes = _pvc_volumes(core_v1, ns)
+    pvc = pvc_volumes(core_v1, ns)
     name = velero.object_name("gate", ns)
-    pg = _container(_ready_pod(core_v1, ns, "postgres"), "postgres")
-    rd = _container(_ready_pod(core_v1, ns, "redis"), "redis")
+    pg = container_name(ready_pod(core_v1, ns, "postgres"), "postgres")
+    rd = container_name(ready_pod(core_v1, ns, "redis"), "redis")
     hooks = [
         velero.exec_hook("postgres-checkpoint", ns, {"app": "postgres"}, pg, PG_HOOK),
         velero.exec_hook("redis-save", ns, {"app": "redis"}, rd, REDIS_HOOK),
@@ -435,53 +156,42 @@ def backup(
     started = time.monotonic()
     velero_api.create(body)
     try:
-        obj = velero_api.wait_final("backups", name, codelab_timeouts.deploy)
+        obj = final(velero_api.wait_final, "backups", name, codelab_timeouts.deploy)
         seconds = time.monotonic() - started
         volumes = velero_api.pod_volumes("podvolumebackups", "velero.io/backup-name", name)
         try:
-            usage = bucket_usage(
-                core_v1, velero_api, {"backup": f"backups/{name}/", "kopia": f"kopia/{ns}/"}
+            usage = velero_api.bucket_usage(
+                core_v1, {"backup": f"backups/{name}/", "kopia": f"kopia/{ns}/"}
             )
         except Exception as exc:  # a measurement, not a verdict
             usage = {}
             print(f"[backup] bucket size not measured: {exc}")
-        run = BackupRun(name, obj, volumes, expected, pvc_volumes, usage, seconds)
+        run = BackupRun(name, obj, volumes, expected, pvc, usage, seconds)
         yield run
         for restore_name in run.restores:
             velero_api.delete("restores", restore_name)
     finally:
-        forget(velero_api, name, ns, codelab_timeouts)
+        velero_api.forget(name, ns, codelab_timeouts.delete)
         data.cleanup(key)
 
 
-def forget(v: Velero, backup: str, ns: str, timeouts: Timeouts) -> None:
-    """Delete the backup with its data (a DeleteBackupRequest), then, once Velero is done,
-    the namespace's BackupRepository object (best effort: cleanup must not fail a test)."""
+def final(wait: Any, *args: Any) -> dict[str, Any]:
+    """``velero_api.wait_final(...)``, its timeout a failure without a traceback."""
     try:
-        v.create(velero.delete_backup_request(backup, v.namespace))
-        wait_until(
-            lambda: (v.get("backups", backup) is None, "backup still there"),
-            timeout=timeouts.delete,
-            what=f"backup {backup} to be deleted",
-            interval=2.0,
-        )
-        for repo in v.list("backuprepositories", f"velero.io/volume-namespace={ns}"):
-            v.delete("backuprepositories", repo["metadata"]["name"])
-    except (ApiException, WaitTimeout) as exc:
-        print(f"[backup] cleanup of {backup} incomplete: {str(exc).splitlines()[0]}")
+        return dict(wait(*args))
+    except WaitTimeout as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def restore(
     v: Velero, run: BackupRun, timeouts: Timeouts, **kw: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
-    """Create a Restore of the module's backup and wait for its final phase."""
-    name = velero.object_name("gate", run.name.removeprefix("gate-")[:30], "r")
-    started = time.monotonic()
-    v.create(velero.restore_manifest(name, run.name, namespace=v.namespace, **kw))
-    run.restores.append(name)
-    obj = v.wait_final("restores", name, timeouts.deploy)
-    seconds = time.monotonic() - started
-    volumes = v.pod_volumes("podvolumerestores", "velero.io/restore-name", name)
+    """Create a Restore of the module's backup and wait for its final phase; it must have
+    completed without errors."""
+    try:
+        name, obj, volumes, seconds = v.restore(run.name, timeouts.deploy, run.restores, **kw)
+    except WaitTimeout as exc:
+        pytest.fail(str(exc), pytrace=False)
     if velero.phase(obj) != "Completed" or (obj.get("status") or {}).get("errors"):
         pytest.fail(
             f"restore did not complete cleanly:\n{v.explain('restores', name)}", pytrace=False
@@ -582,7 +292,7 @@ def _delete_quietly(core: client.CoreV1Api, name: str) -> None:
 
 
 def fresh_token(
-    target: traffic.Target, core: client.CoreV1Api, apps: client.AppsV1Api, ns: str
+    target: IngressClient, core: client.CoreV1Api, apps: client.AppsV1Api, ns: str
 ) -> str:
     """A new bearer token (client credentials through the ingress), as ``api_token`` gets."""
     secret = base64.b64decode(
@@ -603,8 +313,7 @@ def fresh_token(
     form = urllib.parse.urlencode(
         {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     ).encode()
-    result = traffic.request(
-        target,
+    result = target.request(
         "POST",
         "/oauth/token",
         body=form,
@@ -622,7 +331,7 @@ def test_restore_after_namespace_deleted(
     velero_api: Velero,
     codelab_stack: StackInfo,
     codelab_namespace: NamespaceInfo,
-    ingress_target: traffic.Target,
+    ingress_target: IngressClient,
     core_v1: client.CoreV1Api,
     apps_v1: client.AppsV1Api,
     k8s_client: client.ApiClient,
@@ -667,15 +376,14 @@ def test_restore_after_namespace_deleted(
         f"restored namespace {ns} differs: {backup.expected.differences(got)}"
     )
 
-    last: dict[str, traffic.Result] = {}
+    last: dict[str, Result] = {}
 
     def serves() -> tuple[bool, str]:
         try:
             token = fresh_token(ingress_target, core_v1, apps_v1, ns)
         except AssertionError as exc:
             return False, str(exc).splitlines()[0]
-        r = traffic.request(
-            ingress_target,
+        r = ingress_target.request(
             "POST",
             "/api/v1/sessions",
             body=json.dumps({"prompt": "after restore: say hi"}).encode(),

@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import ssl
 
 import pytest
 from kubernetes import client
 
-from pytest_codelab import traffic
-from pytest_codelab.cluster import ClusterHandle
-from pytest_codelab.stack import StackInfo
+from pytest_codelab.clients.ingress import IngressClient, Result
+from pytest_codelab.deploy.credentials import GATE_CLIENT_ID
+from pytest_codelab.deploy.quantity import parse_nginx_size
+from pytest_codelab.k8s.services import service_pod_names
+from pytest_codelab.k8s.stack import StackInfo
+from pytest_codelab.providers.base import ClusterHandle
 
 BODY_SIZE_ANNOTATION = "nginx.ingress.kubernetes.io/proxy-body-size"
 #: How far under / over the limit the two uploads are.
 BODY_MARGIN = 64 * 1024
-UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
-def served_by(core: client.CoreV1Api, namespace: str, service: str) -> set[str]:
-    """Hostnames (pod names) of the pods behind a Service."""
-    svc = core.read_namespaced_service(service, namespace)
-    selector = ",".join(f"{k}={v}" for k, v in sorted((svc.spec.selector or {}).items()))
-    return {
-        p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=selector).items
-    }
-
-
-def who(result: traffic.Result, pods: dict[str, set[str]]) -> str:
+def who(result: Result, pods: dict[str, set[str]]) -> str:
     """Which service answered (by X-Served-By), or 'neither'."""
     name = result.headers.get("x-served-by", "")
     return next((service for service, names in pods.items() if name in names), "neither")
@@ -44,22 +36,7 @@ def who(result: traffic.Result, pods: dict[str, set[str]]) -> str:
 @pytest.fixture
 def backends(codelab_stack: StackInfo, core_v1: client.CoreV1Api) -> dict[str, set[str]]:
     ns = codelab_stack.namespace
-    return {svc: served_by(core_v1, ns, svc) for svc in ("gateway", "auth-service")}
-
-
-def parse_size(text: str) -> int:
-    """nginx size syntax ("50m", "512k", "1g", "1024") in bytes."""
-    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", text)
-    if not match:
-        raise ValueError(f"not an nginx size: {text!r}")
-    return int(match.group(1)) * UNITS[match.group(2).lower()]
-
-
-def https_target(target: traffic.Target) -> traffic.Target:
-    """The same ingress address on its https port (443 unless the target already is https)."""
-    if target.scheme == "https":
-        return target
-    return traffic.Target(f"https://{target.address}", target.host, target.headers, target.ca_pem)
+    return {svc: service_pod_names(core_v1, ns, svc) for svc in ("gateway", "auth-service")}
 
 
 # ----------------------------------------------------------------- routing
@@ -67,11 +44,11 @@ def https_target(target: traffic.Target) -> traffic.Target:
 
 @pytest.mark.requirement("5.3/ingress: /api/v1/... reaches the gateway")
 def test_api_path_reaches_gateway(
-    ingress_target: traffic.Target, backends: dict[str, set[str]]
+    ingress_target: IngressClient, backends: dict[str, set[str]]
 ) -> None:
     """``GET /api/v1/whoami`` without a token is answered by a gateway pod with 401 and
     ``WWW-Authenticate`` (the gateway's own answer, not the proxy's)."""
-    result = traffic.request(ingress_target, "GET", "/api/v1/whoami", expect=lambda r: True)
+    result = ingress_target.request("GET", "/api/v1/whoami", expect=lambda r: True)
     assert who(result, backends) == "gateway", (
         f"/api/v1/whoami via {ingress_target.describe()} was not answered by a gateway pod "
         f"{sorted(backends['gateway'])}: {result.describe()}, headers {dict(result.headers)}"
@@ -81,7 +58,7 @@ def test_api_path_reaches_gateway(
 
 @pytest.mark.requirement("5.3/ingress: /api/v1/... with a token reaches agent-runtime")
 def test_api_path_with_token_reaches_agent_runtime(
-    ingress_target: traffic.Target,
+    ingress_target: IngressClient,
     api_token: str,
     backends: dict[str, set[str]],
     codelab_stack: StackInfo,
@@ -89,9 +66,9 @@ def test_api_path_with_token_reaches_agent_runtime(
 ) -> None:
     """With a bearer token from /oauth/token, ``GET /api/v1/whoami`` goes ingress -> gateway
     -> agent-runtime: 200, served by a gateway pod, upstream an agent-runtime pod."""
-    agents = served_by(core_v1, codelab_stack.namespace, "agent-runtime")
-    target = ingress_target.with_headers(Authorization=f"Bearer {api_token}")
-    result = traffic.request(target, "GET", "/api/v1/whoami")
+    agents = service_pod_names(core_v1, codelab_stack.namespace, "agent-runtime")
+    target = ingress_target.with_token(api_token)
+    result = target.request("GET", "/api/v1/whoami")
     assert result.ok, f"/api/v1/whoami with a token: {result.describe()}"
     assert who(result, backends) == "gateway", f"not served by a gateway pod: {result.headers}"
     upstream = result.headers.get("x-upstream-served-by")
@@ -103,20 +80,12 @@ def test_api_path_with_token_reaches_agent_runtime(
 
 @pytest.mark.requirement("5.3/ingress: /oauth/... reaches auth-service")
 def test_oauth_path_reaches_auth_service(
-    ingress_target: traffic.Target, backends: dict[str, set[str]]
+    ingress_target: IngressClient, backends: dict[str, set[str]]
 ) -> None:
     """``GET /oauth/verify`` without a token and ``POST /oauth/token`` with a wrong client
     secret are answered by auth-service pods with 401."""
-    verify = traffic.request(ingress_target, "GET", "/oauth/verify", expect=lambda r: True)
-    form = "grant_type=client_credentials&client_id=pytest-codelab&client_secret=wrong"
-    token = traffic.request(
-        ingress_target,
-        "POST",
-        "/oauth/token",
-        body=form.encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        expect=lambda r: True,
-    )
+    verify = ingress_target.request("GET", "/oauth/verify", expect=lambda r: True)
+    token = ingress_target.oauth_token(GATE_CLIENT_ID, "wrong")
     for result in (verify, token):
         assert who(result, backends) == "auth-service" and result.status == 401, (
             f"{result.method} {result.path} via {ingress_target.describe()}: expected 401 from "
@@ -129,11 +98,11 @@ def test_oauth_path_reaches_auth_service(
 @pytest.mark.parametrize("path", ["/", "/health", "/version", "/admin", "/apis/v1/whoami"])
 @pytest.mark.requirement("5.3/ingress: other paths reach neither service (404)")
 def test_other_paths_reach_neither(
-    path: str, ingress_target: traffic.Target, backends: dict[str, set[str]]
+    path: str, ingress_target: IngressClient, backends: dict[str, set[str]]
 ) -> None:
     """Paths outside ``/api/v1`` and ``/oauth`` get 404 from the ingress, not an answer
     from the gateway or auth-service."""
-    result = traffic.request(ingress_target, "GET", path, expect=lambda r: r.status == 404)
+    result = ingress_target.request("GET", path, expect=lambda r: r.status == 404)
     assert who(result, backends) == "neither", (
         f"{path} via {ingress_target.describe()} reached {who(result, backends)}: "
         f"{result.describe()}"
@@ -146,7 +115,7 @@ def test_other_paths_reach_neither(
 
 @pytest.mark.requirement("5.3/ingress: TLS for the host is served from the TLS Secret")
 def test_tls_certificate_comes_from_the_secret(
-    ingress_target: traffic.Target,
+    ingress_target: IngressClient,
     codelab_ingress: client.V1Ingress,
     codelab_stack: StackInfo,
     core_v1: client.CoreV1Api,
@@ -166,13 +135,13 @@ def test_tls_certificate_comes_from_the_secret(
     chain = base64.b64decode((secret.data or {})["tls.crt"]).decode()
     first = chain[: chain.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
     expected = ssl.PEM_cert_to_DER_cert(first)
-    target = https_target(ingress_target)
-    served = traffic.served_certificate(target)
+    target = ingress_target.https()
+    served = target.served_certificate()
     assert served == expected, (
         f"{target.describe()} served a certificate (SHA-256 {_fingerprint(served)}) that is "
         f"not secret/{names[0]}'s tls.crt (SHA-256 {_fingerprint(expected)})"
     )
-    verified = traffic.request(target, "GET", "/oauth/verify", expect=lambda r: r.status == 401)
+    verified = target.request("GET", "/oauth/verify", expect=lambda r: r.status == 401)
     assert verified.ok and who(verified, backends) == "auth-service", (
         f"HTTPS request verified against secret/{names[0]}: {verified.describe()}"
     )
@@ -196,7 +165,7 @@ def body_limit(codelab_ingress: client.V1Ingress, codelab_cluster: ClusterHandle
         pytest.skip(f"ingress/{codelab_ingress.metadata.name} sets no {BODY_SIZE_ANNOTATION}")
     if BODY_SIZE_ANNOTATION in codelab_cluster.ingress_gaps:
         pytest.skip(f"{BODY_SIZE_ANNOTATION}: {codelab_cluster.ingress_gaps[BODY_SIZE_ANNOTATION]}")
-    limit = parse_size(text)
+    limit = parse_nginx_size(text)
     if limit == 0:
         pytest.skip(f"{BODY_SIZE_ANNOTATION} is 0: no limit to check")
     return limit
@@ -205,7 +174,7 @@ def body_limit(codelab_ingress: client.V1Ingress, codelab_cluster: ClusterHandle
 @pytest.mark.slow
 @pytest.mark.requirement("5.3/ingress: proxy-body-size passes bodies under it, 413 over it")
 def test_body_size_limit(
-    ingress_target: traffic.Target, body_limit: int, backends: dict[str, set[str]]
+    ingress_target: IngressClient, body_limit: int, backends: dict[str, set[str]]
 ) -> None:
     """A streamed body just under the annotation's limit passes: the ingress hands it to
     the gateway and it is not refused as too large (without a token the gateway reads it
@@ -213,7 +182,7 @@ def test_body_size_limit(
     reaches the gateway."""
     problems = []
     size = body_limit - BODY_MARGIN
-    under = traffic.upload(ingress_target, "/api/v1/sessions", size)
+    under = ingress_target.upload("/api/v1/sessions", size)
     if who(under, backends) != "gateway":
         problems.append(
             f"a {size}-byte body (limit {body_limit}) was not passed to the gateway: "
@@ -225,7 +194,7 @@ def test_body_size_limit(
             f"too large: {under.describe()}"
         )
     size = body_limit + BODY_MARGIN
-    over = traffic.upload(ingress_target, "/api/v1/sessions", size)
+    over = ingress_target.upload("/api/v1/sessions", size)
     if over.status != 413 or who(over, backends) != "neither":
         reached = f"reached {who(over, backends)}; " if who(over, backends) != "neither" else ""
         problems.append(

@@ -13,17 +13,31 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_codelab import podtools
-from pytest_codelab.diagnostics import pod_summary
-from pytest_codelab.safety import MANAGED_BY, MANAGED_BY_LABEL
-from pytest_codelab.stack import StackInfo, label_selector, wait_ready, workloads
-from pytest_codelab.waiting import Timeouts, Waiter, hold_for
+from pytest_codelab.k8s import podtools
+from pytest_codelab.k8s.diagnostics import pod_summary
+from pytest_codelab.k8s.pods import (
+    deployment_pods,
+    is_ready,
+    live_pods,
+    main_container,
+    recreate_pod,
+    restart_counts,
+    statefulset_pods,
+)
+from pytest_codelab.k8s.services import endpoint_readiness
+from pytest_codelab.k8s.stack import StackInfo, wait_ready, workloads
+from pytest_codelab.k8s.waiting import Timeouts, Waiter, hold_for
+from pytest_codelab.scenarios.readiness import (
+    READINESS_CHECK,
+    SERVED_BY_SCRIPT,
+    marker_argv,
+    readiness_check_objects,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,41 +47,11 @@ SERVICES = ("gateway", "agent-runtime", "auth-service")
 REPLICATED = (*SERVICES, "llm-proxy")
 #: Longest quiet period watched for liveness restarts (seconds).
 MAX_STABILITY_WINDOW = 75.0
-READINESS_CHECK = "codelab-readiness-check"
-MARKER_DIR = "/codelab-readiness"
 
 Exec = Callable[..., podtools.ExecResult]
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def is_ready(pod: client.V1Pod) -> bool:
-    conditions = pod.status.conditions if pod.status else None
-    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
-
-
-def live_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[client.V1Pod]:
-    """Pods of a selector that are not being deleted."""
-    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-    return [p for p in pods if p.metadata.deletion_timestamp is None]
-
-
-def deployment_pods(
-    apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str, name: str
-) -> tuple[client.V1Deployment, list[client.V1Pod]]:
-    deployment = apps.read_namespaced_deployment(name, namespace)
-    return deployment, live_pods(core, namespace, label_selector(deployment.spec.selector))
-
-
-def restart_counts(pod: client.V1Pod) -> dict[str, int]:
-    return {cs.name: cs.restart_count for cs in (pod.status.container_statuses or [])}
-
-
-def main_container(pod: client.V1Pod, name: str) -> str:
-    """The container named like its workload, else the first one."""
-    names = [c.name for c in pod.spec.containers]
-    return name if name in names else names[0]
 
 
 def ready_pod(
@@ -162,106 +146,6 @@ def test_serving_pods_have_passing_probes(
 # ----------------------------------------------------------------- readiness gates traffic
 
 
-def _probe_script(port: int) -> str:
-    return (
-        "import os, sys, urllib.request\n"
-        f"if os.path.exists('{MARKER_DIR}/unready'): sys.exit(1)\n"
-        f"urllib.request.urlopen('http://127.0.0.1:{port}/livez', timeout=2).read()\n"
-    )
-
-
-def readiness_check_objects(
-    source: client.V1Deployment, api: client.ApiClient
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """A 2-replica copy of ``source``'s pod template (same image and env) whose readiness
-    probe also fails while a marker file exists, a Service for it and a NetworkPolicy that
-    lets the namespace's pods reach it."""
-    template: dict[str, Any] = api.sanitize_for_serialization(source.spec.template)
-    labels = {"app": READINESS_CHECK, MANAGED_BY_LABEL: MANAGED_BY}
-    template["metadata"] = {"labels": labels}
-    spec = template["spec"]
-    spec.pop("topologySpreadConstraints", None)
-    spec["terminationGracePeriodSeconds"] = 5
-    spec.setdefault("volumes", []).append({"name": "readiness-marker", "emptyDir": {}})
-    container = spec["containers"][0]
-    spec["containers"] = [container]
-    port = int(container["ports"][0]["containerPort"])
-    for key in ("livenessProbe", "startupProbe", "lifecycle"):
-        container.pop(key, None)
-    container["readinessProbe"] = {
-        "exec": {"command": ["python3", "-c", _probe_script(port)]},
-        "periodSeconds": 2,
-        "timeoutSeconds": 5,
-        "failureThreshold": 1,
-        "successThreshold": 1,
-    }
-    container.setdefault("volumeMounts", []).append(
-        {"name": "readiness-marker", "mountPath": MARKER_DIR}
-    )
-    meta = {"name": READINESS_CHECK, "labels": labels}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta,
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": READINESS_CHECK}},
-            "template": template,
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta,
-        "spec": {
-            "selector": {"app": READINESS_CHECK},
-            "ports": [{"name": "http", "port": port, "targetPort": port}],
-        },
-    }
-    policy = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": meta,
-        "spec": {
-            "podSelector": {"matchLabels": {"app": READINESS_CHECK}},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {}}]}],
-        },
-    }
-    return deployment, service, policy
-
-
-def endpoint_readiness(
-    discovery: client.DiscoveryV1Api, namespace: str, service: str
-) -> dict[str, bool]:
-    """pod name -> ready, from the Service's EndpointSlices."""
-    found: dict[str, bool] = {}
-    slices = discovery.list_namespaced_endpoint_slice(
-        namespace, label_selector=f"kubernetes.io/service-name={service}"
-    ).items
-    for endpoint_slice in slices:
-        for endpoint in endpoint_slice.endpoints or []:
-            ref = endpoint.target_ref
-            if ref is not None and ref.kind == "Pod":
-                ready = endpoint.conditions.ready if endpoint.conditions else None
-                found[ref.name] = ready is not False
-    return found
-
-
-SERVED_BY_SCRIPT = """
-import json, sys, urllib.request
-url, count = sys.argv[1], int(sys.argv[2])
-seen = []
-for _ in range(count):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            seen.append(resp.headers.get("X-Served-By") or "?")
-    except Exception as exc:
-        seen.append("error: %s" % type(exc).__name__)
-print(json.dumps(seen))
-"""
-
-
 @pytest.mark.disruptive
 @pytest.mark.requirement("5.1/readiness: a pod that is not Ready gets no Service traffic")
 def test_unready_pod_leaves_service_endpoints(
@@ -303,8 +187,7 @@ def test_unready_pod_leaves_service_endpoints(
             kind="pod_start",
         )
         first, second = sorted(p.metadata.name for p in live_pods(core_v1, ns, selector))
-        marker = ["python3", "-c", f"open('{MARKER_DIR}/unready', 'w').close()"]
-        result = pod_exec(first, marker)
+        result = pod_exec(first, marker_argv(unready=True))
         assert result.ok, f"marking pod/{first} unready failed: {result.stderr}"
 
         def gated() -> tuple[bool, str]:
@@ -331,7 +214,7 @@ def test_unready_pod_leaves_service_endpoints(
             f"service/{READINESS_CHECK} with pod/{first} not Ready: requests from "
             f"pod/{client_pod.metadata.name} were served by {served_by}, expected only {second}"
         )
-        result = pod_exec(first, ["python3", "-c", f"import os; os.remove('{MARKER_DIR}/unready')"])
+        result = pod_exec(first, marker_argv(unready=False))
         assert result.ok, f"unmarking pod/{first} failed: {result.stderr}"
         waiter.until(
             both_serving,
@@ -435,38 +318,10 @@ def test_deleted_pod_is_replaced(
 def statefulset_pod(
     apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str, name: str
 ) -> client.V1Pod:
-    sts = apps.read_namespaced_stateful_set(name, namespace)
-    pods = live_pods(core, namespace, label_selector(sts.spec.selector))
+    pods = statefulset_pods(apps, core, namespace, name)
     ready = sorted((p for p in pods if is_ready(p)), key=lambda p: p.metadata.name)
     assert ready, f"statefulset/{name} has no Ready pod: " + "; ".join(map(pod_summary, pods))
     return ready[0]
-
-
-def recreate_pod(
-    core: client.CoreV1Api,
-    apps: client.AppsV1Api,
-    namespace: str,
-    sts: str,
-    pod: client.V1Pod,
-    waiter: Waiter,
-) -> None:
-    """Delete a StatefulSet pod and wait until its successor (same name, new uid) is Ready."""
-    core.delete_namespaced_pod(pod.metadata.name, namespace)
-
-    def back() -> tuple[bool, str]:
-        try:
-            current = core.read_namespaced_pod(pod.metadata.name, namespace)
-        except ApiException as exc:
-            return False, f"pod/{pod.metadata.name}: HTTP {exc.status}"
-        new = current.metadata.uid != pod.metadata.uid
-        return new and is_ready(current) and current.metadata.deletion_timestamp is None, (
-            ("new pod: " if new else "old pod: ") + pod_summary(current)
-        )
-
-    waiter.until(
-        back, f"statefulset/{sts}: pod/{pod.metadata.name} recreated and Ready", kind="pod_start"
-    )
-    waiter.statefulset(apps, namespace, sts)
 
 
 @pytest.mark.disruptive

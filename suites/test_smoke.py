@@ -8,96 +8,50 @@ key and the LLM proxy's completion that this one request produced.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client
 
-from pytest_codelab.credentials import oauth_client_secret
-from pytest_codelab.ingress import IngressClient
-from pytest_codelab.podtools import ExecResult
-from pytest_codelab.settings import Settings
-from pytest_codelab.stack import StackInfo
-from pytest_codelab.waiting import Waiter
+from pytest_codelab.clients.ingress import IngressClient
+from pytest_codelab.k8s.pods import ready_pods
+from pytest_codelab.k8s.podtools import ExecResult
+from pytest_codelab.k8s.stack import StackInfo
+from pytest_codelab.k8s.waiting import Timeouts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 
 def _ready_pod(core: client.CoreV1Api, ns: str, app: str) -> str:
-    for pod in core.list_namespaced_pod(ns, label_selector=f"app={app}").items:
-        conds = {c.type: c.status for c in pod.status.conditions or []}
-        if conds.get("Ready") == "True" and pod.metadata.deletion_timestamp is None:
-            return str(pod.metadata.name)
-    pytest.fail(f"no Ready pod with label app={app} in namespace {ns}")
+    pods = ready_pods(core, ns, f"app={app}")
+    if not pods:
+        pytest.fail(f"no Ready pod with label app={app} in namespace {ns}")
+    return str(pods[0].metadata.name)
 
 
 @pytest.fixture(scope="module")
-def ingress(codelab_stack: StackInfo, codelab_settings: Settings) -> Iterator[IngressClient]:
-    """A client of the stack's ingress, addressed by the configured host."""
-    if not codelab_stack.ingress_url:
-        pytest.skip("no ingress address: pass --codelab-ingress-url (the cluster gave none)")
-    c = IngressClient(
-        codelab_stack.ingress_url, codelab_stack.ingress_host or codelab_settings.ingress_host
-    )
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def token(
-    ingress: IngressClient,
-    codelab_stack: StackInfo,
-    core_v1: client.CoreV1Api,
-    waiter_module: Waiter,
-) -> str:
-    """An access token from auth-service through the ingress (client credentials)."""
-    secret = oauth_client_secret(core_v1, codelab_stack.namespace)
-    last: dict[str, object] = {}
-
-    def probe() -> tuple[bool, str]:
-        r = ingress.post(
-            "/oauth/token",
-            scheme="https",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "codelab-smoke",
-                "client_secret": secret,
-            },
-        )
-        last["r"] = r
-        return r.status_code == 200, f"HTTP {r.status_code} {r.text[:120]!r}"
-
-    waiter_module.until(probe, "POST /oauth/token through the ingress to answer 200", kind="http")
-    body = last["r"].json()  # type: ignore[attr-defined]
-    assert body.get("token_type") == "Bearer", body
-    return str(body["access_token"])
-
-
-@pytest.fixture(scope="module")
-def waiter_module(codelab_timeouts: object) -> Waiter:
-    """A module-scoped waiter (the ``waiter`` fixture is per test)."""
-    return Waiter(codelab_timeouts)  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def session(ingress: IngressClient, token: str) -> dict[str, object]:
+def session(
+    ingress_target: IngressClient, api_token: str, codelab_timeouts: Timeouts
+) -> dict[str, object]:
     """The response of one ``POST /api/v1/sessions`` made through the ingress."""
-    r = ingress.post(
+    result = ingress_target.with_token(api_token).request(
+        "POST",
         "/api/v1/sessions",
-        scheme="https",
-        json={"prompt": "smoke: say hi"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
+        payload={"prompt": "smoke: say hi"},
+        expect=lambda r: r.status == 201,
+        timeout=codelab_timeouts.completion,
     )
-    assert r.status_code == 201, f"POST /api/v1/sessions: HTTP {r.status_code} {r.text[:300]}"
-    return dict(r.json())
+    assert result.status == 201, f"POST /api/v1/sessions: {result.describe()}"
+    return dict(result.json())
 
 
 @pytest.mark.requirement("4.4/smoke: a client request reaches every tier")
-def test_smoke_api_requires_a_token(ingress: IngressClient, codelab_stack: StackInfo) -> None:
+def test_smoke_api_requires_a_token(ingress_target: IngressClient) -> None:
     """Without a bearer token the gateway answers 401 through the ingress."""
-    r = ingress.post("/api/v1/sessions", scheme="https", json={"prompt": "no token"})
-    assert r.status_code == 401, f"expected 401 without a token, got {r.status_code}"
+    r = ingress_target.request(
+        "POST", "/api/v1/sessions", payload={"prompt": "no token"}, expect=lambda r: True
+    )
+    assert r.status == 401, f"expected 401 without a token, got {r.describe()}"
 
 
 @pytest.mark.requirement("4.4/smoke: a client request reaches every tier")

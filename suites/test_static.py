@@ -23,17 +23,19 @@ from typing import Any
 
 import pytest
 
-from pytest_codelab.manifests import load_manifests, object_id, render, source_of
+from pytest_codelab.deploy.inputs import manifests_dir
+from pytest_codelab.deploy.manifests import load_manifests, object_id, render, source_of
+from pytest_codelab.deploy.profiles import load_values
+from pytest_codelab.deploy.rules.base import Rule, SetRule
+from pytest_codelab.deploy.rules.registry import RULES_BY_ID, SET_RULES_BY_ID
+from pytest_codelab.deploy.schema import KUBERNETES_VERSION, validate_object
+from pytest_codelab.fixtures.config import OFFLINE_NAMESPACE, render_objects
 from pytest_codelab.resources import bundled_path
-from pytest_codelab.rules import RULES_BY_ID, SET_RULES_BY_ID, Rule, SetRule
-from pytest_codelab.schema import KUBERNETES_VERSION, validate_object
-from pytest_codelab.values import load_values
 
 pytestmark = pytest.mark.offline
 
 Obj = dict[str, Any]
 _FALLBACK = pytest.StashKey[list[Obj]]()
-OFFLINE_NAMESPACE = "codelab"
 
 
 def _objects(config: pytest.Config) -> list[Obj]:
@@ -58,14 +60,11 @@ def _objects(config: pytest.Config) -> list[Obj]:
                 values=load_values(None, None),
             )
         else:
-            config.stash[_FALLBACK] = render(
-                load_manifests(settings.manifests or bundled_path("manifests")),
-                namespace=settings.namespace or OFFLINE_NAMESPACE,
-                values=load_values(settings.profile, settings.values),
-                image_registry=settings.image_registry,
-                image_tag=settings.image_tag,
-                ingress_host=settings.ingress_host,
-                ingress_class=settings.ingress_class,
+            config.stash[_FALLBACK] = render_objects(
+                load_manifests(manifests_dir(settings)),
+                settings.namespace or OFFLINE_NAMESPACE,
+                load_values(settings.profile, settings.values),
+                settings,
             )
     return config.stash[_FALLBACK]
 

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_codelab.cluster import ClusterHandle
 from pytest_codelab.errors import SafetyError
-from pytest_codelab.fixtures import _quiet_delete
-from pytest_codelab.namespaces import NamespaceInfo
+from pytest_codelab.fixtures.session import _quiet_delete
+from pytest_codelab.k8s.namespaces import NamespaceInfo
+from pytest_codelab.k8s.waiting import Timeouts
+from pytest_codelab.providers.base import ClusterHandle
 from pytest_codelab.safety import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -66,7 +67,7 @@ def test_exit_safety_net_also_checks_the_label(fake_apiserver: FakeApiServer, tm
     }
     handle = ClusterHandle(fake_apiserver.kubeconfig(tmp_path / "kc"), "fake", None, "fake")
     with pytest.raises(SafetyError):
-        _quiet_delete(handle, "codelab-a1b2c3-main")
+        _quiet_delete(handle, "codelab-a1b2c3-main", Timeouts().api)
     assert fake_apiserver.deleted() == []
 
 

@@ -33,7 +33,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-VERSION = "1.37.2"
+from pytest_codelab.engine.versions import KUBERNETES
+
+VERSION = KUBERNETES.lstrip("v")
 
 #: spec file -> apiVersion -> kinds. Kinds beyond the bundled manifests are included because an
 #: operator's own manifests folder (``--codelab-manifests``) commonly holds them.

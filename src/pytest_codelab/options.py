@@ -83,6 +83,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "kubeconfig",
         Kind.PATH,
         "Kubeconfig file of the existing cluster. Default: $KUBECONFIG, else ~/.kube/config.",
+        default="~/.kube/config",
         metavar="FILE",
     ),
     OptionSpec(
@@ -199,8 +200,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "load_image",
         Kind.STR,
-        "Image of the Locust worker pods, pulled by the cluster. Default: "
-        "codelab/locust:2.47.0, built and loaded by the local cluster.",
+        "Image of the Locust worker pods, pulled by the cluster. Default: the cluster's "
+        "own (the local cluster builds and loads one with the gate's Locust); none on "
+        "other clusters.",
         metavar="IMAGE",
     ),
     OptionSpec(
@@ -213,6 +215,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
 )
 
 BY_NAME: dict[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
+#: Why a cluster test skips when no cluster was asked for.
+NO_CLUSTER = (
+    f"no cluster: pass {BY_NAME['cluster'].flag}={'|'.join(CLUSTER_CHOICES)} "
+    f"(or {BY_NAME['cluster'].env})"
+)
 
 
 def register(parser: pytest.Parser) -> None:

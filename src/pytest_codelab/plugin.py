@@ -8,22 +8,28 @@ diagnostics (makereport) -> cluster stopped (unconfigure).
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable, Generator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_codelab import diagnostics, options
-from pytest_codelab.cluster import RUN_KEY, ClusterHandle, ClusterRun, get_provider, start_cluster
-from pytest_codelab.errors import GateError, one_line
-from pytest_codelab.namespaces import install_sigterm_handler, new_run_id
-from pytest_codelab.report import ReportPlugin
-from pytest_codelab.settings import SETTINGS_KEY, Settings, header_lines, resolve
+from pytest_codelab import options
+from pytest_codelab.deploy.inputs import check_inputs
+from pytest_codelab.errors import GateError
+from pytest_codelab.k8s.namespaces import install_sigterm_handler, new_run_id
+from pytest_codelab.options import NO_CLUSTER
+from pytest_codelab.providers import get_provider
+from pytest_codelab.providers.base import ClusterHandle
+from pytest_codelab.report.failures import diagnose_failure
+from pytest_codelab.report.plugin import ReportPlugin
+from pytest_codelab.run import RUN_KEY, ClusterRun, start_cluster
+from pytest_codelab.settings import SETTINGS_KEY, header_lines, resolve
 
-pytest_plugins = ["pytest_codelab.fixtures"]
+pytest_plugins = [
+    "pytest_codelab.fixtures.config",
+    "pytest_codelab.fixtures.session",
+    "pytest_codelab.fixtures.handles",
+]
 
 MARKERS = (
     "cluster: needs a Kubernetes cluster (auto-marked e2e; skipped without --codelab-cluster)",
@@ -49,9 +55,7 @@ CLUSTER_FIXTURES = frozenset(
     }
 )
 CLUSTER_MARKERS = ("cluster", "e2e", "disruptive")
-NO_CLUSTER = "no cluster: pass --codelab-cluster=existing|local (or CODELAB_CLUSTER)"
 _RESTORE_SIGNALS = pytest.StashKey[Callable[[], None]]()
-_SEEN_FAILURES = pytest.StashKey[dict[str, Path]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,32 +83,12 @@ def pytest_configure(config: pytest.Config) -> None:
         # The same list object travels back to the controller when the worker finishes.
         config.workeroutput["codelab_notes"] = run.notes  # type: ignore[attr-defined]
     config.stash[RUN_KEY] = run
-    config.stash[_SEEN_FAILURES] = {}
     config.pluginmanager.register(
         ReportPlugin(config, controller=workerinput is None), "codelab-report"
     )
     config.pluginmanager.register(E2eLast(), "codelab-e2e-last")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "codelab-xdist")
-
-
-def _validate_inputs(settings: Settings) -> None:
-    """Load manifests and values once up front so a bad file is one line, not N errors.
-
-    Only when they matter: a cluster run, or files the user named (the bundled ones are
-    checked by the package's own tests).
-    """
-    if settings.cluster is None and settings.manifests is None and settings.values is None:
-        return
-    from pytest_codelab.manifests import ManifestError, load_manifests
-    from pytest_codelab.resources import bundled_path
-    from pytest_codelab.values import ValuesError, load_values
-
-    try:
-        load_manifests(settings.manifests or bundled_path("manifests"))
-        load_values(settings.profile, settings.values)
-    except (ManifestError, ValuesError, FileNotFoundError) as exc:
-        raise pytest.UsageError(one_line(str(exc))) from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -120,7 +104,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if workerinput.get("codelab_handle"):
             run.handle = ClusterHandle.from_dict(workerinput["codelab_handle"])
         return
-    _validate_inputs(settings)
+    check_inputs(settings)
     if settings.cluster is None:
         return
     try:
@@ -190,42 +174,6 @@ class E2eLast:
         items[:] = offline + e2e
 
 
-def report_dir_for(base: Path, nodeid: str) -> Path:
-    """A folder name for a test id: readable, filesystem-safe, unique."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:120]
-    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:8]
-    return base / f"{safe}-{digest}"
-
-
-def _diagnose(item: pytest.Item, report: pytest.TestReport) -> None:
-    run: ClusterRun = item.config.stash[RUN_KEY]
-    if run.namespace is None or run.api is None or run.handle is None:
-        return
-    seen = item.config.stash[_SEEN_FAILURES]
-    key = f"{run.namespace.name}:{report.when}:{hash(str(report.longrepr))}"
-    if key in seen:  # the same cached fixture error again: point at the first collection
-        report.sections.append(("codelab diagnostics", f"see {seen[key]}"))
-        return
-    dest = report_dir_for(item.config.stash[SETTINGS_KEY].report_dir, item.nodeid)
-    from kubernetes import client
-
-    try:
-        index = diagnostics.collect(
-            client.CoreV1Api(run.api),
-            run.namespace.name,
-            dest,
-            kubeconfig=str(run.handle.kubeconfig),
-            context=run.handle.context,
-        )
-    except Exception as exc:  # diagnostics must never hide the real failure
-        report.sections.append(("codelab diagnostics", f"collection failed: {one_line(str(exc))}"))
-        return
-    seen[key] = dest
-    report.sections.append(
-        ("codelab diagnostics", f"written to {dest}\n{index.read_text(encoding='utf-8')}")
-    )
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -238,7 +186,7 @@ def pytest_runtest_makereport(
         and RUN_KEY in item.config.stash
         and "codelab_namespace" in getattr(item, "fixturenames", ())
     ):
-        _diagnose(item, report)
+        diagnose_failure(item, report)
     return report
 
 

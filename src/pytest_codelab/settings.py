@@ -32,30 +32,36 @@ class Source(StrEnum):
     DEFAULT = "default"
 
 
+def _from_table(name: str) -> Any:
+    """A Settings field whose default is the option table's, parsed like a given value."""
+    return field(default_factory=lambda: _table_default(name))
+
+
 @dataclass(frozen=True)
 class Settings:
-    """The effective options; ``sources`` maps each field name to its Source."""
+    """The effective options; ``sources`` maps each field name to its Source. Defaults come
+    from the option table (:mod:`pytest_codelab.options`), the only place they are written."""
 
-    cluster: str | None = None
-    kubeconfig: Path = Path("~/.kube/config").expanduser()
-    context: str | None = None
-    namespace: str | None = None
-    keep_namespace: bool = False
-    manifests: Path | None = None
-    profile: str = "small"
-    values: Path | None = None
-    image_registry: str | None = None
-    image_tag: str | None = None
-    ingress_url: str | None = None
-    ingress_host: str = "codelab.example.com"
-    ingress_class: str = "nginx"
-    report_dir: Path = Path("codelab-report")
-    allow_disruptive: bool = False
-    timeout_scale: float = 1.0
-    local_velero: bool = False
-    load_workers: int = 0
-    load_image: str | None = None
-    load_master_host: str | None = None
+    cluster: str | None = _from_table("cluster")
+    kubeconfig: Path = _from_table("kubeconfig")
+    context: str | None = _from_table("context")
+    namespace: str | None = _from_table("namespace")
+    keep_namespace: bool = _from_table("keep_namespace")
+    manifests: Path | None = _from_table("manifests")
+    profile: str = _from_table("profile")
+    values: Path | None = _from_table("values")
+    image_registry: str | None = _from_table("image_registry")
+    image_tag: str | None = _from_table("image_tag")
+    ingress_url: str | None = _from_table("ingress_url")
+    ingress_host: str = _from_table("ingress_host")
+    ingress_class: str = _from_table("ingress_class")
+    report_dir: Path = _from_table("report_dir")
+    allow_disruptive: bool = _from_table("allow_disruptive")
+    timeout_scale: float = _from_table("timeout_scale")
+    local_velero: bool = _from_table("local_velero")
+    load_workers: int = _from_table("load_workers")
+    load_image: str | None = _from_table("load_image")
+    load_master_host: str | None = _from_table("load_master_host")
     sources: Mapping[str, Source] = field(default_factory=lambda: MappingProxyType({}))
 
     def source(self, name: str) -> Source:
@@ -78,7 +84,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         raw, source, base = _raw_value(config, spec, env)
         values[spec.name] = _parse(spec, raw, source, base)
         sources[spec.name] = source
-    if values["kubeconfig"] is None:
+    if sources["kubeconfig"] is Source.DEFAULT:
         values["kubeconfig"] = default_kubeconfig(env)
     _validate(values, sources)
     return Settings(**values, sources=MappingProxyType(sources))
@@ -92,7 +98,12 @@ def default_kubeconfig(environ: Mapping[str, str]) -> Path:
             return Path(entry).expanduser()
     if entries:
         return Path(entries[0]).expanduser()
-    return Path("~/.kube/config").expanduser()
+    return Path(str(BY_NAME["kubeconfig"].default)).expanduser()
+
+
+def _table_default(name: str) -> Any:
+    spec = BY_NAME[name]
+    return _parse(spec, spec.default, Source.DEFAULT, Path())
 
 
 def _raw_value(

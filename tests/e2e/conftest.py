@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_codelab.cluster import ClusterHandle
+from pytest_codelab.providers.base import ClusterHandle
 from pytest_codelab.resources import bundled_path
 
 InnerGate = Callable[..., pytest.RunResult]

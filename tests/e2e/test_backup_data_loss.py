@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from pytest_codelab.fixtures import skip_if_missing_kind
+from pytest_codelab.fixtures.handles import skip_if_missing_kind
 
 InnerGate = Callable[..., pytest.RunResult]
 

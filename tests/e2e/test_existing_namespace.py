@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
-from pytest_codelab.stack import StackInfo
+from pytest_codelab.k8s.stack import StackInfo
 
 #: The ``inner_gate`` fixture (tests/e2e/conftest.py).
 InnerGate = Callable[..., pytest.RunResult]

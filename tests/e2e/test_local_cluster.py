@@ -16,10 +16,10 @@ import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_codelab.cluster import ClusterHandle
 from pytest_codelab.engine import versions
-from pytest_codelab.namespaces import NamespaceInfo
-from pytest_codelab.waiting import Waiter
+from pytest_codelab.k8s.namespaces import NamespaceInfo
+from pytest_codelab.k8s.waiting import Waiter
+from pytest_codelab.providers.base import ClusterHandle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_codelab.cluster import ClusterHandle
+from pytest_codelab.providers.base import ClusterHandle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

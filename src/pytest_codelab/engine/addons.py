@@ -13,6 +13,7 @@ from string import Template
 from pytest_codelab.engine import processes, versions
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import DNS_IP, NODE_IP, Layout
+from pytest_codelab.engine.timeouts import Timeouts, seconds_flag
 
 ADDONS = ("coredns", "metrics-server", "local-path", "traefik")
 
@@ -60,8 +61,9 @@ def render(layout: Layout) -> str:
     return "\n---\n".join(docs)
 
 
-def kubectl(layout: Layout, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
-    """Run the engine's kubectl as the cluster admin; failures carry the command and output."""
+def kubectl(layout: Layout, *args: str, timeout: float, stdin: str | None = None) -> str:
+    """Run the engine's kubectl as the cluster admin, killed after ``timeout`` seconds;
+    failures carry the command and output."""
     cmd = [str(layout.bin / "kubectl"), "--kubeconfig", str(layout.kubeconfig), *args]
     proc = subprocess.run(
         cmd,
@@ -76,17 +78,28 @@ def kubectl(layout: Layout, *args: str, stdin: str | None = None, timeout: float
     return proc.stdout
 
 
-def apply(layout: Layout) -> None:
+def apply(layout: Layout, timeouts: Timeouts) -> None:
     """Create every add-on's objects (their pods start once the node is Ready)."""
-    kubectl(layout, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=render(layout))
+    kubectl(
+        layout,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=render(layout),
+        timeout=timeouts.kubectl,
+    )
 
 
 def wait(
     layout: Layout,
-    timeout: int = 120,
+    timeouts: Timeouts,
     targets: tuple[tuple[str | None, str, str], ...] = READY,
 ) -> None:
-    """Wait until each add-on of ``targets`` reports its ready condition."""
+    """Wait until each add-on of ``targets`` reports its ready condition (each within
+    ``timeouts.addon_ready``)."""
+    timeout = timeouts.addon_ready
     for namespace, target, condition in targets:
         ns = ["-n", namespace] if namespace else []
         try:
@@ -96,30 +109,31 @@ def wait(
                 "wait",
                 f"--for=condition={condition}",
                 target,
-                f"--timeout={timeout}s",
-                timeout=timeout + 10,
+                f"--timeout={seconds_flag(timeout)}",
+                timeout=timeout + timeouts.slack,
             )
         except EngineError as exc:
             raise EngineError(
-                f"add-on {target} did not become {condition} within {timeout}s",
-                exc.detail + "\n" + describe_pods(layout, namespace),
+                f"add-on {target} did not become {condition} within {timeout:g}s",
+                exc.detail + "\n" + describe_pods(layout, namespace, timeouts),
             ) from exc
 
 
-def apply_and_wait(layout: Layout, timeout: int = 120) -> None:
+def apply_and_wait(layout: Layout, timeouts: Timeouts) -> None:
     """Apply every add-on, then wait until each reports its ready condition."""
-    apply(layout)
-    wait(layout, timeout, READY + WARMING)
+    apply(layout, timeouts)
+    wait(layout, timeouts, READY + WARMING)
 
 
-def describe_pods(layout: Layout, namespace: str | None) -> str:
+def describe_pods(layout: Layout, namespace: str | None, timeouts: Timeouts) -> str:
     """Pods and recent events of a namespace, for an add-on that is not ready."""
     if namespace is None:
         return ""
+    t = timeouts.diagnose
     try:
-        pods = kubectl(layout, "-n", namespace, "get", "pods", "-o", "wide", timeout=20)
+        pods = kubectl(layout, "-n", namespace, "get", "pods", "-o", "wide", timeout=t)
         events = kubectl(
-            layout, "-n", namespace, "get", "events", "--sort-by=.lastTimestamp", timeout=20
+            layout, "-n", namespace, "get", "events", "--sort-by=.lastTimestamp", timeout=t
         )
     except (EngineError, subprocess.TimeoutExpired) as exc:
         return f"(could not list pods: {exc})"

@@ -1,4 +1,8 @@
-"""``codelab-cluster``: build, start, stop and inspect the local cluster by hand."""
+"""``codelab-cluster``: build, start, stop and inspect the local cluster by hand.
+
+The engine's one command line: the cluster's verbs (build, up, down, status, load-image)
+and ``images`` (build, list or import CodeLab's images without a cluster).
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,28 @@ from pytest_codelab.engine.errors import EngineError
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from pytest_codelab.engine import build, images_load
+    from pytest_codelab.engine import build, velero
+    from pytest_codelab.engine.images.recipes import build_engine_images
+    from pytest_codelab.engine.timeouts import Timeouts
 
+    timeouts = Timeouts().scaled(args.timeout_scale)
     build.build(args.only or None, addons=args.with_addons)
     if not args.only:
-        images_load.build_engine_images()
+        build_engine_images(timeouts=timeouts)
     if "velero" in args.with_addons:
-        from pytest_codelab.engine import velero
-
-        velero.build_images()
+        velero.build_images(timeouts=timeouts)
 
 
 def cmd_up(args: argparse.Namespace) -> None:
     from pytest_codelab.engine import up
 
-    up.up(with_addons=not args.no_addons, extras=args.with_addons)
+    up.up(with_addons=not args.no_addons, extras=args.with_addons, timeout_scale=args.timeout_scale)
 
 
 def cmd_down(args: argparse.Namespace) -> None:
     from pytest_codelab.engine import down
 
-    down.main_down()
+    down.main_down(args.timeout_scale)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -40,9 +45,52 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_load_image(args: argparse.Namespace) -> None:
-    from pytest_codelab.engine import images_load
+    from pytest_codelab.engine.images import loading
+    from pytest_codelab.engine.timeouts import Timeouts
 
-    images_load.load_archive(Path(args.archive), name=args.name)
+    loading.load_archive(
+        Path(args.archive), name=args.name, timeouts=Timeouts().scaled(args.timeout_scale)
+    )
+
+
+def cmd_images_build(args: argparse.Namespace) -> None:
+    from pytest_codelab.engine.images import recipes
+    from pytest_codelab.engine.timeouts import Timeouts
+
+    paths = recipes.build_all(
+        args.names or None,
+        force=args.force,
+        litellm_image=args.litellm_image,
+        timeouts=Timeouts().scaled(args.timeout_scale),
+    )
+    for n, p in paths.items():
+        print(f"{n}\t{p}")
+
+
+def cmd_images_list(args: argparse.Namespace) -> None:
+    from pytest_codelab.engine.images import builder, recipes
+
+    root = builder.images_dir() / "archives"
+    for n, r in recipes.recipe_table().items():
+        p = root / f"{n}.tar"
+        where = str(p) if p.is_file() else "(not built)"
+        print(f"{n:22} {' '.join(r.tags):48} {where}")
+
+
+def cmd_images_load(args: argparse.Namespace) -> None:
+    from pytest_codelab.engine.images import loading
+    from pytest_codelab.engine.timeouts import Timeouts
+
+    for a in args.archives:
+        names = loading.load_image(
+            a,
+            containerd_address=args.address,
+            namespace=args.namespace,
+            name=args.name,
+            ctr=args.ctr,
+            timeouts=Timeouts().scaled(args.timeout_scale),
+        )
+        print(f"{a}: {' '.join(names)}")
 
 
 def _with_addons(p: argparse.ArgumentParser, verb: str) -> None:
@@ -58,6 +106,52 @@ def _with_addons(p: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
+def _scale(value: str) -> float:
+    try:
+        factor = float(value)
+    except ValueError:
+        factor = 0.0
+    if not factor > 0 or factor == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r}: a number greater than 0")
+    return factor
+
+
+def _timeout_scale(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--timeout-scale",
+        type=_scale,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply every deadline of the engine (engine/timeouts.py) by FACTOR "
+        "(default: 1.0; e.g. 2 on a slow machine)",
+    )
+
+
+def _images_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pytest_codelab.engine.images.recipes import GROUPS
+    from pytest_codelab.engine.versions import LITELLM_IMAGE
+
+    im = sub.add_parser("images", help="build, list or import CodeLab's images (no cluster)")
+    isub = im.add_subparsers(dest="images_verb", required=True)
+    b = isub.add_parser("build", help="build recipes (default: all) into the cache")
+    b.add_argument("names", nargs="*", help=f"recipes or groups ({', '.join(GROUPS)})")
+    b.add_argument("--force", action="store_true", help="rebuild even if cached")
+    b.add_argument("--litellm-image", help=f"name of the LiteLLM image ({LITELLM_IMAGE})")
+    _timeout_scale(b)
+    b.set_defaults(func=cmd_images_build)
+    isub.add_parser("list", help="list recipes, tags and cached archives").set_defaults(
+        func=cmd_images_list
+    )
+    ld = isub.add_parser("load", help="import archives into a containerd")
+    ld.add_argument("archives", nargs="+", type=Path)
+    ld.add_argument("--address", required=True, help="containerd socket")
+    ld.add_argument("--namespace", default="k8s.io")
+    ld.add_argument("--ctr", default="ctr")
+    ld.add_argument("--name", help="extra reference for the (single) image")
+    _timeout_scale(ld)
+    ld.set_defaults(func=cmd_images_load)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
     p = argparse.ArgumentParser(
@@ -68,21 +162,25 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build the engine from upstream Go modules (idempotent)")
     b.add_argument("--only", nargs="*", metavar="COMPONENT", help="build only these components")
     _with_addons(b, "also build")
+    _timeout_scale(b)
     b.set_defaults(func=cmd_build)
     u = sub.add_parser("up", help="start the cluster and print the kubeconfig path")
     u.add_argument("--no-addons", action="store_true", help="skip DNS, metrics, volumes, ingress")
     _with_addons(u, "also install")
+    _timeout_scale(u)
     u.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop the cluster and remove everything it made").set_defaults(
-        func=cmd_down
-    )
+    d = sub.add_parser("down", help="stop the cluster and remove everything it made")
+    _timeout_scale(d)
+    d.set_defaults(func=cmd_down)
     sub.add_parser(
         "status", help="say whether the cluster runs; print the kubeconfig path"
     ).set_defaults(func=cmd_status)
     li = sub.add_parser("load-image", help="import an image archive into the cluster's containerd")
     li.add_argument("archive", help="docker-archive or OCI tarball")
     li.add_argument("--name", help="import under this name (like `kind load`)")
+    _timeout_scale(li)
     li.set_defaults(func=cmd_load_image)
+    _images_parser(sub)
     return p
 
 

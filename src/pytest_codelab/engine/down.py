@@ -16,38 +16,46 @@ from pytest_codelab.engine import processes
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import HOST_VETH, NETNS, Layout
 from pytest_codelab.engine.progress import step
-from pytest_codelab.engine.up import Cluster, exclusive
+from pytest_codelab.engine.state import Cluster, exclusive
+from pytest_codelab.engine.timeouts import Timeouts
 
 STOP_ORDER = ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager")
 NETNS_DIR = Path("/run/netns")
 CONTAINER_LOGS = Path("/var/log/containers")
 
 
-def down(layout: Layout | None = None) -> bool:
-    """Stop the cluster if there is one; True when something was torn down."""
+def down(layout: Layout | None = None, *, timeout_scale: float = 1.0) -> bool:
+    """Stop the cluster if there is one; True when something was torn down. Deadlines
+    are the base values of :class:`Timeouts` times ``timeout_scale``."""
     layout = layout or Layout.default()
     with exclusive(layout):
         if not layout.state.exists() and not (NETNS_DIR / NETNS).exists():
             return False
-        down_locked(layout)
+        down_locked(layout, Timeouts().scaled(timeout_scale))
         return True
 
 
-def down_locked(layout: Layout) -> None:
+def down_locked(layout: Layout, timeouts: Timeouts) -> None:
     """Tear down under the caller's lock (``up`` uses it to clean a failed start)."""
+    t = timeouts
     cluster = Cluster.load(layout) or Cluster(layout)
     for name in STOP_ORDER:
         pid = cluster.components.get(name)
         if pid:
-            processes.stop([pid], grace=5, what=name)
-    processes.stop(processes.pod_pids(), grace=0, what="pod processes")
-    remove_containers(layout)
+            processes.stop([pid], grace=t.stop_grace, kill_wait=t.kill_wait, what=name)
+    processes.stop(processes.pod_pids(), grace=0, kill_wait=t.kill_wait, what="pod processes")
+    remove_containers(layout, t)
     # The cluster's state is deleted below, so kube-apiserver and etcd need no graceful
     # shutdown (each spends seconds on it); containerd and its shims exit at once anyway.
-    processes.stop(processes.engine_pids(layout), grace=0.5, what="engine processes")
+    processes.stop(
+        processes.engine_pids(layout),
+        grace=t.engine_stop_grace,
+        kill_wait=t.kill_wait,
+        what="engine processes",
+    )
     unmount_under([layout.state, layout.containerd_root])
     delete_netns()
-    processes.remove_pod_cgroups()
+    processes.remove_pod_cgroups(t.kill_wait)
     restore_sysctls(cluster.sysctls)
     remove_container_log_links(layout, cluster.created_log_dir)
     shutil.rmtree(layout.state, ignore_errors=True)
@@ -55,20 +63,23 @@ def down_locked(layout: Layout) -> None:
         raise EngineError(f"could not remove {layout.state}")
 
 
-def remove_containers(layout: Layout) -> None:
+def remove_containers(layout: Layout, timeouts: Timeouts) -> None:
     """Delete this cluster's containers from containerd's store while it still runs."""
     ctr = layout.bin / "ctr"
     if not layout.containerd_socket.exists() or not ctr.exists():
         return
     base = [str(ctr), "--address", str(layout.containerd_socket), "-n", "k8s.io"]
     ids = subprocess.run(
-        [*base, "containers", "ls", "-q"], capture_output=True, text=True, timeout=30
+        [*base, "containers", "ls", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=timeouts.ctr_list,
     ).stdout.split()
     if not ids:
         return
     # One call each for all containers: per-container calls cost seconds on a full node.
-    subprocess.run([*base, "tasks", "rm", "-f", *ids], capture_output=True, timeout=60)
-    subprocess.run([*base, "containers", "rm", *ids], capture_output=True, timeout=60)
+    for verb in (["tasks", "rm", "-f"], ["containers", "rm"]):
+        subprocess.run([*base, *verb, *ids], capture_output=True, timeout=timeouts.ctr_remove)
 
 
 def mount_points() -> list[str]:
@@ -128,7 +139,7 @@ def remove_container_log_links(layout: Layout, created_dir: bool) -> None:
         CONTAINER_LOGS.rmdir()
 
 
-def main_down() -> None:
+def main_down(timeout_scale: float = 1.0) -> None:
     """``codelab-cluster down`` body: tear down with progress."""
     with step("down") as s:
-        s.note("removed" if down() else "nothing running")
+        s.note("removed" if down(timeout_scale=timeout_scale) else "nothing running")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.layout import NETNS, Layout
+from pytest_codelab.engine.waiting import poll
 
 #: cgroup v1 hierarchies kubelet creates pod cgroups in (cgroupfs driver).
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -142,28 +142,26 @@ def signal_all(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def stop(pids: Iterable[int], *, grace: float, what: str) -> None:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL what is left and reap it."""
+def stop(pids: Iterable[int], *, grace: float, kill_wait: float, what: str) -> None:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL what is left and wait up to
+    ``kill_wait`` seconds until it is gone."""
     pending = {p for p in pids if alive(p)}
+
+    def gone() -> tuple[bool, str]:
+        pending.intersection_update({p for p in pending if alive(p)})
+        return not pending, f"pids {sorted(pending)} alive"
+
     signal_all(pending, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while pending and time.monotonic() < deadline:
-        pending = {p for p in pending if alive(p)}
-        if pending:
-            time.sleep(0.05)
+    poll(gone, timeout=grace, interval=0.05)
     signal_all(pending, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while pending and time.monotonic() < deadline:
-        pending = {p for p in pending if alive(p)}
-        if pending:
-            time.sleep(0.05)
+    poll(gone, timeout=kill_wait, interval=0.05)
     if pending:
         raise EngineError(f"could not stop {what}: pids {sorted(pending)} survive SIGKILL")
 
 
-def remove_pod_cgroups() -> None:
+def remove_pod_cgroups(kill_wait: float) -> None:
     """Kill whatever is left in pod cgroups and remove the cgroups, deepest first."""
-    stop(pod_pids(), grace=0, what="pod processes")
+    stop(pod_pids(), grace=0, kill_wait=kill_wait, what="pod processes")
     for d in pod_cgroup_dirs():
         try:
             d.rmdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_codelab.engine import processes, versions
 from pytest_codelab.engine.layout import Layout
-from pytest_codelab.engine.up import Cluster
+from pytest_codelab.engine.state import Cluster
 
 
 def running_cluster(layout: Layout | None = None) -> Cluster | None:

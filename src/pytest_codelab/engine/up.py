@@ -7,22 +7,20 @@ what it started, so nothing is left behind.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import requests
 import urllib3
 
-from pytest_codelab.engine import addons, config, images_load, pki, processes
+from pytest_codelab.engine import addons, config, pki, processes, velero
+from pytest_codelab.engine.down import down_locked
 from pytest_codelab.engine.errors import EngineError
+from pytest_codelab.engine.images import loading
 from pytest_codelab.engine.layout import (
     API_SERVICE_IP,
     HOST_IP,
@@ -35,8 +33,9 @@ from pytest_codelab.engine.layout import (
     Layout,
 )
 from pytest_codelab.engine.progress import step
-from pytest_codelab.errors import WaitTimeout
-from pytest_codelab.waiting import wait_until
+from pytest_codelab.engine.state import Cluster, exclusive
+from pytest_codelab.engine.timeouts import Timeouts
+from pytest_codelab.engine.waiting import poll, timed_out
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
@@ -49,63 +48,6 @@ KUBELET_SYSCTLS = (
     "kernel/keys/root_maxkeys",
     "kernel/keys/root_maxbytes",
 )
-
-
-@dataclass
-class Cluster:
-    """What ``up`` started: recorded in the state folder so ``down`` and ``status`` find it."""
-
-    layout: Layout
-    components: dict[str, int] = field(default_factory=dict)
-    sysctls: dict[str, str] = field(default_factory=dict)
-    created_log_dir: bool = False
-    started_at: float = 0.0
-
-    def save(self) -> None:
-        """Write the record (the cluster's lock: a second ``up`` finds it)."""
-        doc = {
-            "components": self.components,
-            "sysctls": self.sysctls,
-            "created_log_dir": self.created_log_dir,
-            "started_at": self.started_at,
-            "kubeconfig": str(self.layout.kubeconfig),
-            "server": self.layout.server,
-            "ingress_url": self.layout.ingress_url,
-        }
-        self.layout.lock.write_text(json.dumps(doc, indent=2))
-
-    @classmethod
-    def load(cls, layout: Layout) -> Cluster | None:
-        """The record of a cluster started earlier, if any."""
-        try:
-            doc = json.loads(layout.lock.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return cls(
-            layout,
-            {k: int(v) for k, v in doc.get("components", {}).items()},
-            dict(doc.get("sysctls", {})),
-            bool(doc.get("created_log_dir")),
-            float(doc.get("started_at", 0.0)),
-        )
-
-    def running(self) -> bool:
-        """True when the API server the record names is still alive."""
-        pid = self.components.get("kube-apiserver")
-        return pid is not None and processes.alive(pid)
-
-
-@contextmanager
-def exclusive(layout: Layout) -> Iterator[None]:
-    """Serialize ``up`` and ``down`` on this machine (a second caller waits, then sees)."""
-    layout.state.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = layout.state.parent / f".{layout.state.name}.lock"
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def sh(*cmd: str) -> str:
@@ -225,12 +167,12 @@ def admin_tls(layout: Layout) -> dict[str, Any]:
     }
 
 
-def http_ok(url: str, **kw: Any) -> Callable[[], tuple[bool, str]]:
-    """A probe for wait_until: True when GET ``url`` answers 200."""
+def http_ok(url: str, timeout: float, **kw: Any) -> Callable[[], tuple[bool, str]]:
+    """A readiness probe: True when GET ``url`` answers 200 within ``timeout`` seconds."""
 
     def probe() -> tuple[bool, str]:
         try:
-            r = requests.get(url, timeout=2, **kw)
+            r = requests.get(url, timeout=timeout, **kw)
         except requests.RequestException as exc:
             return False, f"{type(exc).__name__}: {str(exc)[-160:]}"
         return r.status_code == 200, f"HTTP {r.status_code} {r.text[:120]!r}"
@@ -241,24 +183,27 @@ def http_ok(url: str, **kw: Any) -> Callable[[], tuple[bool, str]]:
 def wait_component(
     comp: processes.Component, probe: Callable[[], tuple[bool, str]], timeout: float
 ) -> None:
-    """Wait for a component's readiness probe; a dead process or a timeout names it."""
+    """Wait for a component's readiness probe; a dead process or a timeout names it, with
+    the last lines of its log."""
 
     def check() -> tuple[bool, str]:
         processes.check_running(comp)
         return probe()
 
-    try:
-        wait_until(check, timeout=timeout, what=f"{comp.name} to be ready", interval=0.1)
-    except WaitTimeout as exc:
-        raise EngineError(str(exc), processes.log_tail(comp.log)) from exc
+    met, last = poll(check, timeout=timeout, interval=0.1)
+    if not met:
+        raise EngineError(
+            timed_out(timeout, f"{comp.name} to be ready", last), processes.log_tail(comp.log)
+        )
 
 
 class Starter:
     """Runs the ordered actions and records each started component."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, timeouts: Timeouts) -> None:
         self.cluster = cluster
         self.layout = cluster.layout
+        self.timeouts = timeouts
 
     def start(self, name: str, argv: list[str]) -> processes.Component:
         comp = processes.start(self.layout, name, argv)
@@ -269,41 +214,45 @@ class Starter:
     def datastore_runtime_apiserver(self, with_addons: bool) -> None:
         """etcd, containerd and the API server start together (the API server retries
         etcd); images are imported while the API server boots."""
-        lay = self.layout
+        lay, t = self.layout, self.timeouts
         etcd = self.start("etcd", config.etcd_args(lay))
         ctrd = self.start(
             "containerd",
             [str(lay.bin / "containerd"), "--config", str(lay.state / "containerd.toml")],
         )
         api = self.start("kube-apiserver", config.apiserver_args(lay))
-        wait_component(etcd, http_ok(f"http://{NODE_IP}:2381/health"), 30)
-        wait_component(ctrd, lambda: (lay.containerd_socket.exists(), "no socket yet"), 30)
+        wait_component(etcd, http_ok(f"http://{NODE_IP}:2381/health", t.probe), t.component)
+        wait_component(ctrd, lambda: (lay.containerd_socket.exists(), "no socket yet"), t.component)
         with step("images"):
-            images_load.load_engine_images(lay, with_addons)
-        wait_component(api, http_ok(f"{lay.server}/readyz", **admin_tls(lay)), 60)
+            loading.load_engine_images(lay, with_addons, t)
+        wait_component(api, http_ok(f"{lay.server}/readyz", t.probe, **admin_tls(lay)), t.apiserver)
 
     def control_plane_and_node(self, with_addons: bool) -> None:
         """Controllers, scheduler, kubelet and kube-proxy start together; add-on objects are
         created while the node registers."""
-        lay = self.layout
+        lay, t = self.layout, self.timeouts
         cm = self.start("kube-controller-manager", config.controller_manager_args(lay))
         sched = self.start("kube-scheduler", config.scheduler_args(lay))
         kubelet = self.start("kubelet", config.kubelet_args(lay))
         proxy = self.start("kube-proxy", config.kube_proxy_args(lay))
         if with_addons:
-            addons.apply(lay)
-        wait_component(cm, http_ok(f"https://{NODE_IP}:10257/healthz", verify=False), 30)
-        wait_component(sched, http_ok(f"https://{NODE_IP}:10259/healthz", verify=False), 30)
-        wait_component(proxy, http_ok(f"http://{NODE_IP}:10256/healthz"), 30)
-        wait_component(kubelet, node_ready(lay), 60)
+            addons.apply(lay, t)
+        for comp, url, tls in (
+            (cm, f"https://{NODE_IP}:10257/healthz", {"verify": False}),
+            (sched, f"https://{NODE_IP}:10259/healthz", {"verify": False}),
+            (proxy, f"http://{NODE_IP}:10256/healthz", {}),
+        ):
+            wait_component(comp, http_ok(url, t.probe, **tls), t.component)
+        wait_component(kubelet, node_ready(lay, t.probe), t.node)
 
 
-def node_ready(layout: Layout) -> Callable[[], tuple[bool, str]]:
-    """Probe: the node is registered and its Ready condition is True."""
+def node_ready(layout: Layout, timeout: float) -> Callable[[], tuple[bool, str]]:
+    """Probe: the node is registered and its Ready condition is True (each request within
+    ``timeout`` seconds)."""
     tls = admin_tls(layout)
 
     def probe() -> tuple[bool, str]:
-        r = requests.get(f"{layout.server}/api/v1/nodes/{NODE_NAME}", timeout=2, **tls)
+        r = requests.get(f"{layout.server}/api/v1/nodes/{NODE_NAME}", timeout=timeout, **tls)
         if r.status_code != 200:
             return False, f"node not registered (HTTP {r.status_code})"
         conds = {c["type"]: c for c in r.json().get("status", {}).get("conditions", [])}
@@ -312,7 +261,9 @@ def node_ready(layout: Layout) -> Callable[[], tuple[bool, str]]:
             return False, f"Ready={ready.get('status')} {ready.get('message', '')}"
         # Pods cannot be created before the service-account controller made `default`.
         sa = requests.get(
-            f"{layout.server}/api/v1/namespaces/default/serviceaccounts/default", timeout=2, **tls
+            f"{layout.server}/api/v1/namespaces/default/serviceaccounts/default",
+            timeout=timeout,
+            **tls,
         )
         return sa.status_code == 200, f"node Ready; default service account: HTTP {sa.status_code}"
 
@@ -325,11 +276,18 @@ def record_sysctls() -> dict[str, str]:
 
 
 def up(
-    layout: Layout | None = None, *, with_addons: bool = True, extras: Iterable[str] = ()
+    layout: Layout | None = None,
+    *,
+    with_addons: bool = True,
+    extras: Iterable[str] = (),
+    timeout_scale: float = 1.0,
 ) -> Cluster:
-    """Start the cluster; refuse if one runs; on failure tear down what was started."""
-    from pytest_codelab.engine.down import down_locked
+    """Start the cluster; refuse if one runs; on failure tear down what was started.
 
+    Every deadline of the start (and of the add-ons in ``extras``) is its base value in
+    :class:`~pytest_codelab.engine.timeouts.Timeouts` times ``timeout_scale``.
+    """
+    timeouts = Timeouts().scaled(timeout_scale)
     layout = layout or Layout.default()
     started = time.monotonic()
     with exclusive(layout):
@@ -341,7 +299,7 @@ def up(
             )
         if existing or layout.state.exists():
             with step("cleaning up a cluster left by a killed run"):
-                down_locked(layout)
+                down_locked(layout, timeouts)
         preflight(layout)
         layout.state.mkdir(parents=True)
         cluster = Cluster(
@@ -352,11 +310,11 @@ def up(
         )
         cluster.save()
         try:
-            run_actions(cluster, with_addons)
-            install_extras(layout, extras)
+            run_actions(cluster, with_addons, timeouts)
+            install_extras(layout, extras, timeout_scale)
         except BaseException:
             with step("tearing down after the failed start"):
-                down_locked(layout)
+                down_locked(layout, timeouts)
             raise
     print(
         f"[codelab] cluster up in {time.monotonic() - started:.1f}s; "
@@ -366,18 +324,16 @@ def up(
     return cluster
 
 
-def install_extras(layout: Layout, extras: Iterable[str]) -> None:
+def install_extras(layout: Layout, extras: Iterable[str], timeout_scale: float = 1.0) -> None:
     """Optional add-ons on a running cluster (idempotent): ``velero``."""
     if "velero" in extras:
-        from pytest_codelab.engine import velero
-
-        velero.install(layout)
+        velero.install(layout, timeout_scale=timeout_scale)
 
 
-def run_actions(cluster: Cluster, with_addons: bool) -> None:
+def run_actions(cluster: Cluster, with_addons: bool, timeouts: Timeouts) -> None:
     """The ordered start-up actions."""
     layout = cluster.layout
-    s = Starter(cluster)
+    s = Starter(cluster, timeouts)
     with step("network namespace"):
         setup_network()
     with step("certificates and configuration"):
@@ -389,5 +345,5 @@ def run_actions(cluster: Cluster, with_addons: bool) -> None:
         s.control_plane_and_node(with_addons)
     if with_addons:
         with step("add-ons Ready (CoreDNS, local-path, Traefik)") as st:
-            addons.wait(layout)
+            addons.wait(layout, timeouts)
             st.note("ok; the metrics API serves after metrics-server's first scrape, ~10 s")

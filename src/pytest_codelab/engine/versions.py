@@ -23,6 +23,12 @@ TRAEFIK = "v3.6.12"
 VELERO = "v1.18.3"
 VELERO_PLUGIN_AWS = "v1.14.3"
 MINIO = "v0.0.0-20260212201848-7aac2a2c5b7c"
+#: PyPI releases in CodeLab's images: LiteLLM's proxy (the version of the tag the bundled
+#: manifests use, manifests/20-llm-proxy.yaml) and Locust (the load worker pods; it must
+#: match the Locust the gate runs as their master).
+LITELLM = "1.80.11"
+LOCUST = "2.47.0"
+BUSYBOX = "1.36"
 
 #: Image names the add-ons run as; built locally and imported, never pulled.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
@@ -30,10 +36,13 @@ COREDNS_IMAGE = f"registry.k8s.io/coredns/coredns:{COREDNS}"
 METRICS_SERVER_IMAGE = f"registry.k8s.io/metrics-server/metrics-server:{METRICS_SERVER}"
 LOCAL_PATH_IMAGE = f"docker.io/rancher/local-path-provisioner:{LOCAL_PATH_PROVISIONER}"
 TRAEFIK_IMAGE = f"docker.io/library/traefik:{TRAEFIK}"
-BUSYBOX_IMAGE = "docker.io/library/busybox:1.36"
+BUSYBOX_IMAGE = f"docker.io/library/busybox:{BUSYBOX}"
 VELERO_IMAGE = f"docker.io/velero/velero:{VELERO}"
 VELERO_PLUGIN_AWS_IMAGE = f"docker.io/velero/velero-plugin-for-aws:{VELERO_PLUGIN_AWS}"
 MINIO_IMAGE = f"docker.io/minio/minio:{MINIO}"
+#: CodeLab's images built from PyPI releases (images/README.md).
+LITELLM_IMAGE = f"ghcr.io/berriai/litellm:v{LITELLM}-stable.1"
+LOCUST_IMAGE = f"codelab/locust:{LOCUST}"
 
 #: Debian packages the engine needs on the host (bookworm names).
 HOST_PACKAGES = (
