@@ -1,7 +1,7 @@
 """Polling with a deadline, for the engine's readiness waits.
 
 Why its own: the engine is standalone (it imports nothing of the gate), so it cannot use
-the gate's ``pytest_codelab.waiting``. A wait here polls a probe that says in words what
+the gate's ``pytest_codelab.k8s.waiting``. A wait here polls a probe that says in words what
 it saw, and a timeout raises an EngineError repeating the last observation, so a failed
 ``up`` tells what the component looked like, not just that time ran out.
 """
