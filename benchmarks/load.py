@@ -147,8 +147,8 @@ def cluster_run(args: argparse.Namespace) -> None:
     from kubernetes import client
 
     from pytest_codelab.clients.timeline import Timeline, event_source, first_time, hpa_sampler
+    from pytest_codelab.deploy.fit import fitted
     from pytest_codelab.deploy.manifests import apply_order, load_manifests, render
-    from pytest_codelab.deploy.profiles import load_values
     from pytest_codelab.deploy.secrets import generate_secrets
     from pytest_codelab.k8s import kube, namespaces, stack
     from pytest_codelab.resources import bundled_path
@@ -160,15 +160,17 @@ def cluster_run(args: argparse.Namespace) -> None:
     namespaces.create(core, name, run_id, timeout=60)
     print(f"namespace {name}: deploying the stack ({args.profile} profile)", flush=True)
     try:
-        values = load_values(args.profile, None)
-        objects = render(
-            load_manifests(bundled_path("manifests")),
-            namespace=name,
-            values=values,
-            ingress_host=args.ingress_host,
-            ingress_class=args.ingress_class,
+        objects = fitted(
+            render(
+                load_manifests(bundled_path("manifests")),
+                namespace=name,
+                values=None,
+                ingress_host=args.ingress_host,
+                ingress_class=args.ingress_class,
+            ),
+            args.profile,
         )
-        secrets = generate_secrets(values, ingress_host=args.ingress_host, namespace=name)
+        secrets = generate_secrets(None, ingress_host=args.ingress_host, namespace=name)
         stack.deploy(api, apply_order(secrets + objects), name)
         stack.wait_ready(api, name, timeout=600)
         secret = base64.b64decode(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from kubernetes import client
 
+from pytest_codelab.deploy.fit import fitted
 from pytest_codelab.deploy.manifests import apply_order, load_manifests, render
-from pytest_codelab.deploy.profiles import load_values
 from pytest_codelab.deploy.secrets import generate_secrets
 from pytest_codelab.k8s import kube, namespaces, stack
 from pytest_codelab.options import BY_NAME
@@ -42,14 +42,16 @@ def one_run(api: client.ApiClient, profile: str, run_id: str) -> tuple[float, fl
     name = namespaces.namespace_name(run_id, "main")
     namespaces.create(core, name, run_id, timeout=60)
     try:
-        values = load_values(profile, None)
-        objects = render(
-            load_manifests(bundled_path("manifests")),
-            namespace=name,
-            values=values,
-            ingress_host=HOST,
+        objects = fitted(
+            render(
+                load_manifests(bundled_path("manifests")),
+                namespace=name,
+                values=None,
+                ingress_host=HOST,
+            ),
+            profile,
         )
-        secrets = generate_secrets(values, ingress_host=HOST, namespace=name)
+        secrets = generate_secrets(None, ingress_host=HOST, namespace=name)
         started, wall = time.monotonic(), time.time()
         stack.deploy(api, apply_order(secrets + objects), name)
         applied = time.monotonic() - started

@@ -10,11 +10,17 @@ Each user gets a bearer token in ``on_start`` (client credentials, ``POST /oauth
 mixes ``GET /api/v1/whoami`` (cheap: gateway + agent-runtime), ``GET /api/v1/work?n=N`` (CPU on
 agent-runtime, linear in N: what drives its HPA) and, occasionally, ``POST /api/v1/sessions``
 (PostgreSQL, Redis and the LLM proxy). Requests go to the Ingress *address* with the product host
-in the ``Host`` header and the TLS SNI, as a client that resolves the host would.
+in the ``Host`` header and the TLS SNI, as a client that resolves the host would, and verify the
+served certificate as such a client does: the chain up to the system CAs or the gate's extra CAs,
+and the host name. A rejected certificate is a failed request naming the host and the reason.
 
 Configuration (environment, so that master and worker processes or pods agree):
 
-- ``CODELAB_INGRESS_HOST``: Host header and TLS SNI (the Ingress host); default none.
+- ``CODELAB_INGRESS_HOST``: Host header, TLS SNI and the name the certificate must hold (the
+  Ingress host); default none (the address).
+- ``CODELAB_LOAD_CA_FILE``: PEM file of CA certificates trusted besides the system's (the gate
+  writes its trust store's extra certificates there: the stack's issuer root,
+  ``--codelab-ca-file``); default none. An intermediate there is enough (partial chains).
 - ``CODELAB_OAUTH_CLIENT_ID``: client_id for /oauth/token; default ``pytest-codelab-load``.
 - ``CODELAB_OAUTH_CLIENT_SECRET``: client_secret; required, never logged nor reported.
 - ``CODELAB_LOAD_WORK_ROUNDS``: N of ``/api/v1/work``; default 200000.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import threading
 import time
 import urllib.parse
@@ -74,6 +81,7 @@ def parse_wait(text: str) -> tuple[float, float]:
 
 
 INGRESS_HOST = os.environ.get("CODELAB_INGRESS_HOST", "").strip()
+CA_FILE = os.environ.get("CODELAB_LOAD_CA_FILE", "").strip()
 CLIENT_ID = _env("CODELAB_OAUTH_CLIENT_ID", "pytest-codelab-load")
 WORK_ROUNDS = int(_env("CODELAB_LOAD_WORK_ROUNDS", "200000"))
 MIX = parse_mix(_env("CODELAB_LOAD_MIX", ""))
@@ -153,7 +161,7 @@ def _write_served_by(environment: Any, **_: Any) -> None:
 
 class _SNIContext(gevent.ssl.SSLContext):
     """A client TLS context that presents the Ingress host in SNI, whatever address the
-    connection goes to (``curl --resolve``); certificates are not verified (self-signed)."""
+    connection goes to (``curl --resolve``), so the certificate is verified for that name."""
 
     def wrap_socket(self, sock: Any, *args: Any, **kw: Any) -> Any:
         kw["server_hostname"] = INGRESS_HOST or kw.get("server_hostname")
@@ -161,16 +169,25 @@ class _SNIContext(gevent.ssl.SSLContext):
 
 
 def sni_context(cafile: str | None = None) -> gevent.ssl.SSLContext:
-    """The ``ssl_context_factory`` of the users (geventhttpclient calls it with ``cafile``)."""
-    context = _SNIContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = gevent.ssl.CERT_NONE
+    """The ``ssl_context_factory`` of the users (geventhttpclient calls it with ``cafile``, the
+    system bundle): chain and host name verified, like the gate's own client, against the
+    system CAs and ``CODELAB_LOAD_CA_FILE``; a trusted intermediate anchors a chain."""
+    context = _SNIContext(gevent.ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+    context.load_default_certs()
+    for path in (cafile, CA_FILE):
+        if path:
+            context.load_verify_locations(cafile=path)
+    context.verify_flags |= getattr(gevent.ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
     return context
 
 
 def _problem(response: Any) -> str:
     """A failure text for the stats: status and a short body, never request headers."""
     body = (response.text or "")[:120].replace("\n", " ") if response.content else ""
+    if isinstance(response.error, ssl.SSLCertVerificationError):
+        host = INGRESS_HOST or "the target"
+        reason = response.error.verify_message or response.error
+        return f"no response: TLS verification of {host} failed: {reason}"
     if response.status_code == 0 or response.status_code is None:
         return f"no response: {response.error!r}"
     return f"HTTP {response.status_code} {body}".strip()
@@ -180,7 +197,7 @@ class CodeLabUser(FastHttpUser):
     """A CodeLab API client: one token per user, then whoami / work / sessions calls."""
 
     wait_time = between(*WAIT)
-    insecure = True  # the gate's certificate is self-signed; Host/SNI still select the route
+    insecure = False  # Locust's default is True: certificates are verified, host name included
     default_headers = {"Host": INGRESS_HOST} if INGRESS_HOST else None
     ssl_context_factory = staticmethod(sni_context)
     network_timeout = 30.0

@@ -2,7 +2,8 @@
 # The README's test command (CI runs it through .ci/run):
 #   1. the plugin's own tests and the offline suites,
 #   2. the e2e tests and the cluster suites on the embedded local cluster, which is built
-#      (cached after the first time), started for the run and taken down at its end,
+#      (cached after the first time), started for the run and taken down at its end; every
+#      promise of the deployment guide the local cluster can check must be checked,
 #   3. the engine's own tests without the gate's plugin, and its life cycle: up, a refused
 #      second up, down leaving nothing behind.
 # Usage: scripts/test.sh [pytest args]   everything (needs root for the local cluster)
@@ -26,6 +27,18 @@ log "building the local cluster (codelab-cluster build --with velero; cached aft
 # Two Locust worker pods: the distributed-load test runs on the local cluster too; Velero
 # and MinIO: the backup and restore suite too.
 GATE=(--codelab-cluster=local --codelab-load-workers=2 --codelab-local-velero)
+# Every promise of the deployment guide the local cluster can check must be checked: one
+# that is not (its tests skipped, deselected or missing) fails the run. Waived, exactly the
+# promises the local cluster cannot check today:
+#   vpa                the engine installs no VerticalPodAutoscaler CRD or recommender, so
+#                      test_vpa_recommends_resources skips (skip_if_missing_kind);
+#   network-isolation  the CNI bridge plugin does not enforce NetworkPolicies, so
+#                      test_forbidden_paths_are_refused skips ("does not enforce").
+# (TLS is checked locally: the ingress serves the stack's generated certificate; issuance by
+# cert-manager is what staging shows.) The plugin's own tests in the same run carry no
+# promise and change nothing here.
+WAIVED_LOCALLY=vpa,network-isolation
+GATE+=(--codelab-require-all "--codelab-waive=$WAIVED_LOCALLY")
 log "pytest ${GATE[*]} --ignore=tests/engine tests suites $*"
 "${PYTEST[@]}" "${GATE[@]}" --ignore=tests/engine tests suites "$@"
 # The engine stands alone: its tests run without the gate's plugin, the life cycle last.

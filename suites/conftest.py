@@ -10,8 +10,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pytest_codelab.clients.ingress import IngressClient, Result
-from pytest_codelab.deploy.credentials import oauth_client_id, oauth_client_secret, secret_value
+from pytest_codelab.clients.tls import Trust
+from pytest_codelab.deploy.credentials import issuer_root, oauth_client_id, oauth_client_secret
 from pytest_codelab.deploy.manifests import INGRESS_NAME
+from pytest_codelab.deploy.secrets import CA_KEY
 from pytest_codelab.k8s import ingresses
 from pytest_codelab.k8s.stack import StackInfo
 from pytest_codelab.k8s.waiting import Timeouts, try_until
@@ -35,13 +37,16 @@ def ingress_target(
     codelab_ingress: client.V1Ingress,
     codelab_settings: Settings,
     codelab_timeouts: Timeouts,
+    codelab_trust: Trust,
     core_v1: client.CoreV1Api,
     k8s_client: client.ApiClient,
 ) -> IngressClient:
     """The client of the stack through its Ingress: the run's ingress URL, else the Ingress
     status address, with Host/SNI = --codelab-ingress-host (or the Ingress's own host when its
-    rules name another) and the TLS secret's certificate trusted. When the controller
-    redirects HTTP to HTTPS (ssl-redirect), the https address is used."""
+    rules name another). HTTPS is verified like a client would, chain and host name, against
+    the system CAs, --codelab-ca-file and the issuer root of the host's TLS Secret (``ca.crt``;
+    the served certificate itself is never trusted). When the controller redirects HTTP to
+    HTTPS (ssl-redirect), the https address is used."""
     base = codelab_stack.ingress_url or None
     if base is None:
         address = ingresses.published_address(codelab_ingress)
@@ -55,7 +60,13 @@ def ingress_target(
         codelab_ingress, codelab_stack.ingress_host or codelab_settings.ingress_host
     )
     secret = ingresses.tls_secret(codelab_ingress, host)
-    ca_pem = secret_value(core_v1, codelab_stack.namespace, secret, "tls.crt") if secret else None
+    trust = codelab_trust
+    if secret:
+        root = issuer_root(core_v1, codelab_stack.namespace, secret)
+        try:
+            trust = trust.adding(root, f"secret/{secret} {CA_KEY}")
+        except ValueError as exc:
+            pytest.fail(f"issuer root of {host}: {exc}", pytrace=False)
     conflicts = ingresses.conflicts(k8s_client, codelab_ingress, host)
     if conflicts:
         pytest.fail(
@@ -65,7 +76,7 @@ def ingress_target(
             pytrace=False,
         )
     ingress = IngressClient(
-        base.rstrip("/"), host=host, ca_pem=ca_pem, timeout=codelab_timeouts.request
+        base.rstrip("/"), host=host, trust=trust, timeout=codelab_timeouts.request
     )
     return ingress.following_https_redirect("/oauth/verify")
 

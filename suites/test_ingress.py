@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 from pytest_codelab.clients.ingress import IngressClient, Result
+from pytest_codelab.clients.tls import VerificationFailed
 from pytest_codelab.deploy.credentials import GATE_CLIENT_ID
 from pytest_codelab.deploy.quantity import parse_nginx_size
 from pytest_codelab.k8s.services import service_pod_names
@@ -113,7 +114,7 @@ def test_other_paths_reach_neither(
 # ----------------------------------------------------------------- TLS
 
 
-@pytest.mark.requirement("5.3/ingress: TLS for the host is served from the TLS Secret")
+@pytest.mark.requirement("5.3/tls: TLS for the host is served from the TLS Secret")
 def test_tls_certificate_comes_from_the_secret(
     ingress_target: IngressClient,
     codelab_ingress: client.V1Ingress,
@@ -122,8 +123,9 @@ def test_tls_certificate_comes_from_the_secret(
     backends: dict[str, set[str]],
 ) -> None:
     """On the https port with SNI = the ingress host, the certificate served is the first
-    certificate of the Secret named in the Ingress's TLS section for that host, and an
-    HTTPS request verified against it reaches auth-service."""
+    certificate of the Secret named in the Ingress's TLS section for that host, verified
+    like a client would (chain up to the system CAs, the Secret's issuer root or
+    --codelab-ca-file, and the host name), and an HTTPS request reaches auth-service."""
     host = ingress_target.server_name
     names = [
         tls.secret_name
@@ -136,14 +138,17 @@ def test_tls_certificate_comes_from_the_secret(
     first = chain[: chain.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
     expected = ssl.PEM_cert_to_DER_cert(first)
     target = ingress_target.https()
-    served = target.served_certificate()
+    try:
+        served = target.served_certificate()
+    except VerificationFailed as exc:  # names the host, the reason and what was trusted
+        pytest.fail(str(exc), pytrace=False)
     assert served == expected, (
         f"{target.describe()} served a certificate (SHA-256 {_fingerprint(served)}) that is "
         f"not secret/{names[0]}'s tls.crt (SHA-256 {_fingerprint(expected)})"
     )
     verified = target.request("GET", "/oauth/verify", expect=lambda r: r.status == 401)
     assert verified.ok and who(verified, backends) == "auth-service", (
-        f"HTTPS request verified against secret/{names[0]}: {verified.describe()}"
+        f"HTTPS request verified against {target.trust.describe()}: {verified.describe()}"
     )
 
 
@@ -172,7 +177,7 @@ def body_limit(codelab_ingress: client.V1Ingress, codelab_cluster: ClusterHandle
 
 
 @pytest.mark.slow
-@pytest.mark.requirement("5.3/ingress: proxy-body-size passes bodies under it, 413 over it")
+@pytest.mark.requirement("5.3/body-size: proxy-body-size passes bodies under it, 413 over it")
 def test_body_size_limit(
     ingress_target: IngressClient, body_limit: int, backends: dict[str, set[str]]
 ) -> None:

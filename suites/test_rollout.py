@@ -158,7 +158,9 @@ def test_set_image_history_and_undo_without_downtime(rollout: Rollout) -> None:
     assert_versions(rollout, old)
 
 
-@pytest.mark.requirement("5.4/undo: rollout undo --to-revision returns to the chosen revision")
+@pytest.mark.requirement(
+    "5.4/undo-to-revision: rollout undo --to-revision returns to the chosen revision"
+)
 def test_undo_to_revision_without_downtime(rollout: Rollout) -> None:
     """After ``set image`` to the next version, ``rollout undo --to-revision=N`` with N the
     revision of the original image brings that image back, without a failed request."""

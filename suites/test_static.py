@@ -2,11 +2,16 @@
 
 What it checks, per rendered object: the OpenAPI schema of the pinned Kubernetes version and the
 seed's best practices (resources, probes, no plain secrets, pinned images, HPA bounds); across
-all objects: NetworkPolicies, HPA targets, references. A failure names the object, the rule and
-the fix. It needs only pytest-codelab installed: no cluster, no network.
+all objects: NetworkPolicies, HPA targets, references, namespaces, autoscaling of the critical
+services, monitoring hooks, rolling updates; and the guide's figures (the expectation: the
+guide's values-prod.yaml and manual-install figures, or ``--codelab-expect FILE``), one test
+per comparison area. A failure names the object, the field or rule, what was expected and the
+fix. It needs only pytest-codelab installed: no cluster, no network.
 
-Objects under test come from the plugin (bundled manifests or ``--codelab-manifests DIR``,
-rendered with the run's profile/values and overrides):
+Objects under test are what an operator deploys: the bundled manifests or
+``--codelab-manifests DIR`` as written, with ``--codelab-values FILE`` rendered over them and
+the run's overrides; never the fit of ``--codelab-profile`` (that only sizes a stack the gate
+deploys). They come from the plugin:
 
 * ``pytest_codelab.fixtures.manifest_objects(config) -> list[dict]``, called at collection to
   parametrize one test per object;
@@ -23,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from pytest_codelab.deploy.compare import AREAS, compare
+from pytest_codelab.deploy.expected import Expectation, load_expectation
 from pytest_codelab.deploy.inputs import manifests_dir
 from pytest_codelab.deploy.manifests import load_manifests, object_id, render, source_of
 from pytest_codelab.deploy.profiles import load_values
@@ -36,37 +43,48 @@ pytestmark = pytest.mark.offline
 
 Obj = dict[str, Any]
 _FALLBACK = pytest.StashKey[list[Obj]]()
+_RAW = pytest.StashKey[list[Obj]]()
 
 
 def _objects(config: pytest.Config) -> list[Obj]:
     """The rendered objects under test, known at collection time (to parametrize by object).
 
     Preference: the plugin's ``pytest_codelab.fixtures.manifest_objects(config)``; else the
-    run's Settings (``--codelab-manifests``, profile, values, overrides); else, with no plugin
-    at all, the bundled manifests with the default profile.
+    run's Settings (``--codelab-manifests``, values, overrides); else, with no plugin at all,
+    the bundled manifests as written.
     """
     provider = getattr(_optional_module("pytest_codelab.fixtures"), "manifest_objects", None)
     if provider is not None:
         objects: list[Obj] = provider(config)
         return objects
     if _FALLBACK not in config.stash:
-        settings_module = _optional_module("pytest_codelab.settings")
-        key = getattr(settings_module, "SETTINGS_KEY", None)
-        settings = config.stash.get(key, None) if key is not None else None
+        settings = _settings(config)
         if settings is None:
             config.stash[_FALLBACK] = render(
-                load_manifests(bundled_path("manifests")),
-                namespace=OFFLINE_NAMESPACE,
-                values=load_values(None, None),
+                _raw_objects(config), namespace=OFFLINE_NAMESPACE, values=None
             )
         else:
             config.stash[_FALLBACK] = render_objects(
-                load_manifests(manifests_dir(settings)),
+                _raw_objects(config),
                 settings.namespace or OFFLINE_NAMESPACE,
-                load_values(settings.profile, settings.values),
+                load_values(settings.values),
                 settings,
             )
     return config.stash[_FALLBACK]
+
+
+def _settings(config: pytest.Config) -> Any:
+    key = getattr(_optional_module("pytest_codelab.settings"), "SETTINGS_KEY", None)
+    return config.stash.get(key, None) if key is not None else None
+
+
+def _raw_objects(config: pytest.Config) -> list[Obj]:
+    """The manifests as written (the run's folder, else the bundled one), loaded once."""
+    if _RAW not in config.stash:
+        settings = _settings(config)
+        folder = manifests_dir(settings) if settings is not None else bundled_path("manifests")
+        config.stash[_RAW] = load_manifests(folder)
+    return config.stash[_RAW]
 
 
 def _optional_module(name: str) -> Any:
@@ -109,6 +127,27 @@ def static_objects(request: pytest.FixtureRequest) -> list[Obj]:
     except pytest.FixtureLookupError:
         objects = _objects(request.config)
     return objects
+
+
+@pytest.fixture(scope="session")
+def static_raw_objects(request: pytest.FixtureRequest) -> list[Obj]:
+    """The manifests as written, before any rendering (the plugin's ``codelab_raw_manifests``
+    when it exists): what ``kubectl apply -f`` of the folder would send."""
+    try:
+        objects: list[Obj] = request.getfixturevalue("codelab_raw_manifests")
+    except pytest.FixtureLookupError:
+        objects = _raw_objects(request.config)
+    return objects
+
+
+@pytest.fixture(scope="session")
+def static_expected(request: pytest.FixtureRequest) -> Expectation:
+    """The expectation (the plugin's ``codelab_expected`` when it exists, else the guide's)."""
+    try:
+        expected: Expectation = request.getfixturevalue("codelab_expected")
+    except pytest.FixtureLookupError:
+        expected = load_expectation(None)
+    return expected
 
 
 def _assert_clean(violations: Sequence[object]) -> None:
@@ -190,3 +229,52 @@ def test_hpa_targets(static_objects: list[Obj]) -> None:
 def test_references(static_objects: list[Obj]) -> None:
     """Service selectors, Ingress backends, PDB/VPA targets and ConfigMap uses resolve."""
     _assert_clean(_set_rule("references").check(static_objects))
+
+
+@pytest.mark.requirement(SET_RULES_BY_ID["namespaces"].requirement)
+def test_namespaces(static_raw_objects: list[Obj], static_objects: list[Obj]) -> None:
+    """No object pinned to a shared namespace such as ``default``: neither as written (the
+    render moves every object to the target namespace) nor as deployed."""
+    rule = _set_rule("namespaces")
+    _assert_clean(rule.check(static_raw_objects) + rule.check(static_objects))
+
+
+@pytest.mark.requirement(SET_RULES_BY_ID["autoscaling"].requirement)
+def test_critical_services_autoscale(static_objects: list[Obj]) -> None:
+    """gateway, agent-runtime and auth-service are each the target of an HPA."""
+    _assert_clean(_set_rule("autoscaling").check(static_objects))
+
+
+@pytest.mark.requirement(SET_RULES_BY_ID["monitoring"].requirement)
+def test_monitoring_hooks(static_objects: list[Obj]) -> None:
+    """Scrape annotations, ServiceMonitors and PodMonitors, where present, hit real ports."""
+    _assert_clean(_set_rule("monitoring").check(static_objects))
+
+
+@pytest.mark.requirement(SET_RULES_BY_ID["rolling-updates"].requirement)
+def test_rolling_updates(static_objects: list[Obj]) -> None:
+    """Serving Deployments roll without dropping to zero ready pods; none uses Recreate."""
+    _assert_clean(_set_rule("rolling-updates").check(static_objects))
+
+
+# --------------------------------------------------------------------------- the guide's figures
+
+
+@pytest.mark.parametrize(
+    "area",
+    [
+        pytest.param(area, id=area, marks=pytest.mark.requirement(f"guide/figures: {what}"))
+        for area, what in AREAS.items()
+    ],
+)
+def test_guide_figures(area: str, static_objects: list[Obj], static_expected: Expectation) -> None:
+    """The manifests as the operator deploys them have the expectation's figures: one line
+    per mismatch naming the object, the field, the expected value with its key, what was
+    found."""
+    mismatches = compare(static_objects, static_expected, [area])
+    if mismatches:
+        pytest.fail(
+            f"{len(mismatches)} figure(s) of {AREAS[area]} differ from {static_expected.source}:\n"
+            + "\n".join(str(m) for m in mismatches),
+            pytrace=False,
+        )

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from pytest_codelab.settings import (
     SETTINGS_KEY,
@@ -32,6 +37,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
     assert s.load_workers == 0
     assert s.keep_namespace is False and s.allow_disruptive is False
     assert s.manifests is None and s.values is None and s.namespace is None
+    assert s.expect is None  # the guide's expectation
     assert s.report_dir == pytester.path / "codelab-report"
     assert all(s.source(f.name) is Source.DEFAULT for f in dataclasses.fields(s))
 
@@ -128,7 +134,7 @@ def test_header_shows_values_and_sources(
     assert "ingress_host=codelab.test (env)" in text
     assert "timeout_scale=2.0 (ini)" in text
     assert "cluster=none" in text and "manifests=bundled" in text
-    assert 1 <= len(header) <= 7  # compact
+    assert 1 <= len(header) <= 10  # compact: a few lines, not one per setting (26)
 
 
 def test_header_never_shows_url_credentials() -> None:
@@ -153,7 +159,10 @@ BAD_VALUES = [
     ("namespace", "Bad_NS", "not a valid namespace name"),
     ("ingress_url", "codelab.test", "valid: http://... or https://..."),
     ("values", "missing.yaml", "values file not found"),
+    ("expect", "missing.yaml", "expected-values file not found"),
     ("manifests", "no-such-dir", "manifests folder not found"),
+    ("ca_file", "missing.pem", "CA file not found"),
+    ("waive", "vpa,no-such-promise", "'no-such-promise' (from"),  # checked by report/plugin.py
 ]
 
 
@@ -191,3 +200,75 @@ def test_bad_value_is_one_usage_error_line(
     where = {"flag": "command line", "env": f"env CODELAB_{name.upper()}", "ini": "ini codelab_"}
     assert f"(from {where[via]}" in errors[0]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+CERTIFICATE = """-----BEGIN CERTIFICATE-----
+MIIBbzCCARWgAwIBAgIUHwKjvx9c8n1rD2F3mT1yS6m0nWcwCgYIKoZIzj0EAwIw
+DTELMAkGA1UEAwwCY2EwHhcNMjYwMTAxMDAwMDAwWhcNMzYwMTAxMDAwMDAwWjAN
+MQswCQYDVQQDDAJjYTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABAsQ6d+QmNvA
+-----END CERTIFICATE-----
+"""
+
+
+def _pem_certificate() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_ca_file_with_several_certificates(pytester: pytest.Pytester) -> None:
+    (pytester.path / "ca.pem").write_text(_pem_certificate() + _pem_certificate())
+    s = settings_of(pytester, "--codelab-ca-file=ca.pem")
+    assert s.ca_file == pytester.path / "ca.pem" and s.source("ca_file") is Source.FLAG
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("not a certificate\n", "no PEM certificate in it"),
+        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "no PEM certificate"),
+        (CERTIFICATE, "a PEM certificate in it does not parse"),
+        (None, "cannot read CA file"),
+    ],
+    ids=["text", "key-only", "corrupt", "folder"],
+)
+def test_bad_ca_file_is_one_usage_error_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, content: str | None, problem: str
+) -> None:
+    """A CA file that is no CA file stops the run before any test, naming its source."""
+    path = pytester.path / "ca.pem"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    monkeypatch.setenv("CODELAB_CA_FILE", "ca.pem")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("ERROR: --codelab-ca-file: "), errors[0]
+    assert problem in errors[0] and str(path) in errors[0], errors[0]
+    assert errors[0].endswith("(from env CODELAB_CA_FILE)"), errors[0]
+
+
+def test_waive_is_a_list_and_require_all_offline_are_bools(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODELAB_REQUIRE_ALL", "yes")
+    s = settings_of(pytester, "--codelab-waive", " vpa, tls,,vpa ", "--codelab-offline")
+    assert s.waive == ("vpa", "tls") and display("waive", s.waive) == "vpa,tls"
+    assert s.require_all is True and s.source("require_all") is Source.ENV
+    assert s.offline is True and s.source("offline") is Source.FLAG
+    assert settings_of(pytester).waive == () and display("waive", ()) == "none"

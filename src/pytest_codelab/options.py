@@ -26,6 +26,7 @@ class Kind(StrEnum):
     FLOAT = "float"
     INT = "int"
     CHOICE = "choice"
+    LIST = "list"  # comma-separated names, parsed into a tuple
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,28 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "profile",
         Kind.CHOICE,
-        "Values profile: prod (the seed's values-prod.yaml) or small (sized for one "
-        "node). Default: small.",
+        "Fit of the stack the gate deploys: small (lowers the requests, limits, replicas, "
+        "HPA bounds and volume sizes the manifests have, to fit one node; adds nothing) or "
+        "prod (none: deployed as rendered). The offline checks and the guide comparison "
+        "always judge the unfitted manifests. Default: small.",
         default="small",
         choices=PROFILE_CHOICES,
     ),
     OptionSpec(
         "values",
         Kind.PATH,
-        "Values file layered over the profile. Default: none.",
+        "Values file (the schema of the guide's values-prod.yaml) rendered over the "
+        "manifests like helm install -f: only what it states changes them. Default: none, "
+        "the manifests as written.",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "expect",
+        Kind.PATH,
+        "Expected-values file: what the deployment must have (a values file, plus an "
+        "expect: section merged over the guide's for probes, Services, Ingress paths and "
+        "the like), compared offline and live. Default: the guide's (values-prod.yaml and "
+        "manifests/expected/guide.yaml).",
         metavar="FILE",
     ),
     OptionSpec(
@@ -159,6 +173,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "IngressClass of the CodeLab Ingress. Default: nginx.",
         default="nginx",
         metavar="CLASS",
+    ),
+    OptionSpec(
+        "ca_file",
+        Kind.PATH,
+        "PEM file of CA certificates (roots or intermediates, several allowed) trusted for "
+        "HTTPS to CodeLab, besides the system CAs and the issuer root in the TLS Secret's "
+        "ca.crt; verification is never turned off. Default: none.",
+        metavar="FILE",
     ),
     OptionSpec(
         "report_dir",
@@ -211,6 +233,30 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "Address at which worker pods reach the gate's Locust master. Default: this "
         "host's address on the route to the ingress.",
         metavar="HOST",
+    ),
+    OptionSpec(
+        "offline",
+        Kind.BOOL,
+        "Offline run: only the checks that need no cluster run, cluster tests are deselected "
+        "and the report names the promises they check as not checked; not with "
+        "--codelab-cluster. Default: false (codelab-gate then needs --codelab-cluster).",
+        default="false",
+    ),
+    OptionSpec(
+        "require_all",
+        Kind.BOOL,
+        "Every promise of the deployment guide must be checked: one not checked (its tests "
+        "skipped, deselected or absent) and not waived fails the run. Default: false, the "
+        "verdict is then incomplete.",
+        default="false",
+    ),
+    OptionSpec(
+        "waive",
+        Kind.LIST,
+        "Promises of the deployment guide the operator accepts not checking, as ids "
+        "separated by commas (the ids are in the report); shown as waived, not as not "
+        "checked. Default: none.",
+        metavar="ID[,ID...]",
     ),
 )
 

@@ -2,8 +2,8 @@
 
 Flow: options -> settings (configure) -> cluster (sessionstart, once per run: the xdist
 controller or the single process; workers get the handle through ``workerinput``) ->
-collection (cluster tests marked e2e, moved last, skipped without a cluster) -> failure
-diagnostics (makereport) -> cluster stopped (unconfigure).
+collection (cluster tests marked e2e, moved last, skipped without a cluster, deselected in an
+offline run) -> failure diagnostics (makereport) -> cluster stopped (unconfigure).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 
 from pytest_codelab import options
-from pytest_codelab.deploy.inputs import check_inputs
+from pytest_codelab.deploy.inputs import check_inputs, fit_line
 from pytest_codelab.errors import GateError
 from pytest_codelab.k8s.namespaces import install_sigterm_handler, new_run_id
-from pytest_codelab.options import NO_CLUSTER
+from pytest_codelab.options import BY_NAME, NO_CLUSTER
 from pytest_codelab.providers import get_provider
 from pytest_codelab.providers.base import ClusterHandle
 from pytest_codelab.report.failures import diagnose_failure
 from pytest_codelab.report.plugin import ReportPlugin
+from pytest_codelab.report.records import DESELECT_REASON
 from pytest_codelab.run import RUN_KEY, ClusterRun, start_cluster
 from pytest_codelab.settings import SETTINGS_KEY, header_lines, resolve
 
@@ -55,6 +56,8 @@ CLUSTER_FIXTURES = frozenset(
     }
 )
 CLUSTER_MARKERS = ("cluster", "e2e", "disruptive")
+#: Why a cluster test is deselected in an offline run.
+OFFLINE = f"offline run ({BY_NAME['offline'].flag}): this test needs a cluster"
 _RESTORE_SIGNALS = pytest.StashKey[Callable[[], None]]()
 
 
@@ -134,7 +137,13 @@ class XdistHooks:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if SETTINGS_KEY not in config.stash:
         return []
-    lines = header_lines(config.stash[SETTINGS_KEY])
+    settings = config.stash[SETTINGS_KEY]
+    lines = header_lines(settings)
+    lines.append(f"codelab: {fit_line(settings)}")
+    if settings.waive:
+        lines.append(
+            f"codelab: waived promises (accepted as not checked): {', '.join(settings.waive)}"
+        )
     handle = config.stash[RUN_KEY].handle
     if handle is not None:
         lines.append(
@@ -153,15 +162,22 @@ def is_cluster_test(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark cluster tests e2e (before ``-m`` selection sees them); skip them without a cluster."""
+    """Mark cluster tests e2e (before ``-m`` selection sees them); skip them without a cluster,
+    deselect them in an offline run (which asked for none: the report says so)."""
     if SETTINGS_KEY not in config.stash:
         return
-    no_cluster = config.stash[SETTINGS_KEY].cluster is None
-    for item in items:
-        if is_cluster_test(item):
-            item.add_marker(pytest.mark.e2e)
-            if no_cluster:
-                item.add_marker(pytest.mark.skip(reason=NO_CLUSTER))
+    settings = config.stash[SETTINGS_KEY]
+    cluster_items = [item for item in items if is_cluster_test(item)]
+    for item in cluster_items:
+        item.add_marker(pytest.mark.e2e)
+        if settings.cluster is None:
+            item.add_marker(pytest.mark.skip(reason=NO_CLUSTER))
+    if settings.offline and cluster_items:
+        for item in cluster_items:
+            item.stash[DESELECT_REASON] = OFFLINE
+        config.hook.pytest_deselected(items=cluster_items)
+        deselected = {id(item) for item in cluster_items}
+        items[:] = [item for item in items if id(item) not in deselected]
 
 
 class E2eLast:

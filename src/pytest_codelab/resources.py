@@ -19,6 +19,8 @@ BUNDLED: dict[str, str] = {
     "loadtests": "loadtests",
     # Profiles ship inside the manifests folder, so a wheel needs no extra force-include.
     "profiles": "manifests/profiles",
+    # The guide's expected figures (deploy.expected), inside the manifests folder likewise.
+    "expected": "manifests/expected",
 }
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -50,7 +52,7 @@ def checkout_root() -> Path | None:
 
 
 def bundled_path(name: str) -> Path:
-    """The folder for ``name`` ('manifests', 'suites', 'loadtests' or 'profiles').
+    """The folder for ``name`` ('manifests', 'suites', 'loadtests', 'profiles', 'expected').
 
     An installed wheel's ``_bundled`` copy wins over a checkout, since a wheel's package
     directory is never inside a checkout by accident.

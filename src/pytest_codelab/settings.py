@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -50,11 +51,13 @@ class Settings:
     manifests: Path | None = _from_table("manifests")
     profile: str = _from_table("profile")
     values: Path | None = _from_table("values")
+    expect: Path | None = _from_table("expect")
     image_registry: str | None = _from_table("image_registry")
     image_tag: str | None = _from_table("image_tag")
     ingress_url: str | None = _from_table("ingress_url")
     ingress_host: str = _from_table("ingress_host")
     ingress_class: str = _from_table("ingress_class")
+    ca_file: Path | None = _from_table("ca_file")
     report_dir: Path = _from_table("report_dir")
     allow_disruptive: bool = _from_table("allow_disruptive")
     timeout_scale: float = _from_table("timeout_scale")
@@ -62,6 +65,9 @@ class Settings:
     load_workers: int = _from_table("load_workers")
     load_image: str | None = _from_table("load_image")
     load_master_host: str | None = _from_table("load_master_host")
+    offline: bool = _from_table("offline")
+    require_all: bool = _from_table("require_all")
+    waive: tuple[str, ...] = _from_table("waive")
     sources: Mapping[str, Source] = field(default_factory=lambda: MappingProxyType({}))
 
     def source(self, name: str) -> Source:
@@ -141,7 +147,7 @@ def _bad(spec: OptionSpec, raw: object, source: Source, valid: str) -> pytest.Us
 
 def _parse(spec: OptionSpec, raw: str | bool | None, source: Source, base: Path) -> Any:
     if raw is None:
-        return None
+        return () if spec.kind is Kind.LIST else None
     if isinstance(raw, bool):
         return raw
     if spec.kind is Kind.BOOL:
@@ -157,6 +163,8 @@ def _parse(spec: OptionSpec, raw: str | bool | None, source: Source, base: Path)
     if spec.kind is Kind.PATH:
         path = Path(raw).expanduser()
         return path if path.is_absolute() else base / path
+    if spec.kind is Kind.LIST:
+        return tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
     return raw
 
 
@@ -192,6 +200,9 @@ def _validate(values: dict[str, Any], sources: Mapping[str, Source]) -> None:
     values_file = values["values"]
     if values_file is not None and not values_file.is_file():
         raise fail("values", f"values file not found: {values_file}")
+    expect_file = values["expect"]
+    if expect_file is not None and not expect_file.is_file():
+        raise fail("expect", f"expected-values file not found: {expect_file}")
     manifests = values["manifests"]
     if manifests is not None and not manifests.is_dir():
         raise fail("manifests", f"manifests folder not found: {manifests}")
@@ -201,16 +212,67 @@ def _validate(values: dict[str, Any], sources: Mapping[str, Source]) -> None:
     url = values["ingress_url"]
     if url is not None and urlsplit(url).scheme not in ("http", "https"):
         raise fail("ingress_url", f"{url!r} is not a URL; valid: http://... or https://...")
+    if values["offline"] and values["cluster"] is not None:
+        cluster = BY_NAME["cluster"]
+        raise fail(
+            "offline",
+            f"cannot be combined with {cluster.flag}={values['cluster']} (given by "
+            f"{_where(cluster, sources['cluster'])}): an offline run tests no cluster",
+        )
+    ca_file = values["ca_file"]
+    problem = _ca_file_problem(ca_file) if ca_file is not None else None
+    if problem:
+        raise fail("ca_file", problem)
+
+
+def _ca_file_problem(path: Path) -> str | None:
+    """Why ``path`` is no CA file (absent, unreadable, no PEM certificate, one that does not
+    parse), or None: checked before any test, so a typo never runs the gate on the system
+    CAs alone."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"CA file not found: {path}"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read CA file {path}: {getattr(exc, 'strerror', None) or exc}"
+    problem = pem_problem(text)
+    return f"CA file {path}: {problem}; valid: PEM CA certificates" if problem else None
+
+
+def pem_problem(text: str) -> str | None:
+    """Why ``text`` is not PEM certificates that all parse, or None (the one check of CA
+    certificates, for --codelab-ca-file and for the cluster's issuer root alike)."""
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return "no PEM certificate in it"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
+    except ssl.SSLError as exc:
+        return f"a PEM certificate in it does not parse ({exc.reason or exc})"
+    return None
+
+
+def bad_value(settings: Settings, name: str, raw: object, valid: str) -> pytest.UsageError:
+    """The one-line usage error for a setting whose value only a higher layer can judge
+    (e.g. promise ids for --codelab-waive), naming where the value came from."""
+    return _bad(BY_NAME[name], raw, settings.source(name), valid)
 
 
 def display(name: str, value: object) -> str:
     """A setting as shown to people: absent values explained, no credentials in URLs."""
     if value is None:
-        return {"cluster": "none", "namespace": "ephemeral", "manifests": "bundled"}.get(name, "-")
+        absent = {
+            "cluster": "none",
+            "namespace": "ephemeral",
+            "manifests": "bundled",
+            "expect": "guide",
+        }
+        return absent.get(name, "-")
     if name == "ingress_url" and isinstance(value, str):
         return _strip_userinfo(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
     return str(value)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -97,39 +99,84 @@ def http_url(state: State, serve_http: Any) -> str:
     return str(serve_http(server))
 
 
-def _self_signed(host: str) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+@dataclass(frozen=True)
+class Chain:
+    """A root -> intermediate -> leaf chain (PEM), made here with ``cryptography`` so the
+    client is tested against certificates the gate did not make."""
+
+    root: str
+    intermediate: str
+    leaf: str
+    key: str
+
+    @property
+    def served(self) -> str:
+        """What a server sends, as ingress controllers do: the leaf, then the intermediate."""
+        return self.leaf + self.intermediate
+
+
+def _certificate(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None,
+    *,
+    ca: bool,
+    san: str | None = None,
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    signer = issuer[0] if issuer else key
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(issuer[1].subject if issuer else name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
+        )
     )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+    if san:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False
+        )
+    return builder.sign(signer, hashes.SHA256())
+
+
+def make_chain(host: str) -> Chain:
+    """A new root, an intermediate it signed, and a leaf for ``host`` the intermediate signed."""
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = _certificate("test root", root_key, None, ca=True)
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    inter = _certificate("test intermediate", inter_key, (root_key, root), ca=True)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = _certificate(host, leaf_key, (inter_key, inter), ca=False, san=host)
+    pem = serialization.Encoding.PEM
+    key_pem = leaf_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    return cert_pem, key_pem
+    return Chain(*(c.public_bytes(pem).decode() for c in (root, inter, leaf)), key=key_pem)
 
 
-@pytest.fixture
-def tls_server(state: State, tmp_path: Path, serve_http: Any) -> tuple[str, str]:
-    """An HTTPS server for ``codelab.test``: (base URL, certificate PEM)."""
-    cert_pem, key_pem = _self_signed("codelab.test")
-    (tmp_path / "tls.crt").write_text(cert_pem)
-    (tmp_path / "tls.key").write_text(key_pem)
+@dataclass(frozen=True)
+class TLSServer:
+    """A loopback HTTPS server for ``codelab.test`` serving ``chain`` (leaf + intermediate)."""
+
+    url: str
+    chain: Chain
+
+
+def serve_tls(serve_http: Any, state: State, directory: Path, cert_pem: str, key_pem: str) -> str:
+    """Start the test server behind TLS with ``cert_pem`` (the chain it sends) and its key;
+    the SNI names it is asked for go to ``state.sni``. Returns its base URL."""
+    (directory / "tls.crt").write_text(cert_pem)
+    (directory / "tls.key").write_text(key_pem)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
 
     def remember_sni(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
         state.sni.append(name)
@@ -138,7 +185,27 @@ def tls_server(state: State, tmp_path: Path, serve_http: Any) -> tuple[str, str]
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.state = state  # type: ignore[attr-defined]
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    return str(serve_http(server)), cert_pem
+    return str(serve_http(server))
+
+
+@pytest.fixture
+def tls_chain() -> Callable[[str], Chain]:
+    """``tls_chain(host)``: a new root -> intermediate -> leaf chain for ``host``."""
+    return make_chain
+
+
+@pytest.fixture
+def start_tls(state: State, tmp_path: Path, serve_http: Any) -> Callable[[str, str], str]:
+    """``start_tls(cert_pem, key_pem)``: the test server behind TLS sending ``cert_pem``;
+    returns its base URL."""
+    return functools.partial(serve_tls, serve_http, state, tmp_path)
+
+
+@pytest.fixture
+def tls_server(start_tls: Callable[[str, str], str]) -> TLSServer:
+    """An HTTPS server for ``codelab.test`` with a root -> intermediate -> leaf chain."""
+    chain = make_chain("codelab.test")
+    return TLSServer(start_tls(chain.served, chain.key), chain)
 
 
 @pytest.fixture

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import ssl
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_codelab.clients.ingress import IngressClient, Result, Session, check_address
+from pytest_codelab.clients.tls import Trust
 
 if TYPE_CHECKING:
-    from clients.conftest import State
+    from clients.conftest import State, TLSServer
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.96.0.10", "172.31.254.2", "[::1]"])
@@ -85,44 +85,27 @@ def test_upload_over_the_limit_hears_the_early_answer(http_url: str) -> None:
     assert time.monotonic() - started < 10  # it did not push 512 MiB first
 
 
+def _trusting_root(server: TLSServer) -> IngressClient:
+    trust = Trust().adding(server.chain.root, "test root")
+    return IngressClient(server.url, host="codelab.test", trust=trust, timeout=5)
+
+
 def test_tls_upload_is_not_stopped_by_session_tickets(
-    tls_server: tuple[str, str], upload_limit: int
+    tls_server: TLSServer, upload_limit: int
 ) -> None:
     """A TLS 1.3 server sends session tickets after the handshake: the socket is readable
     with no answer in it, which must not stop the upload (it used to, and then waited for
     an answer the server never sends before the whole body)."""
-    url, cert_pem = tls_server
-    target = IngressClient(url, host="codelab.test", ca_pem=cert_pem, timeout=5)
+    target = _trusting_root(tls_server)
     size = upload_limit - 1024
     result = target.upload("/upload", size, chunk=65536)
     assert result.ok, result.describe()
     assert result.get("received") == size
 
 
-def test_tls_upload_over_the_limit_hears_the_early_answer(tls_server: tuple[str, str]) -> None:
-    url, cert_pem = tls_server
-    target = IngressClient(url, host="codelab.test", ca_pem=cert_pem, timeout=5)
-    result = target.upload("/upload", 256 << 20)
+def test_tls_upload_over_the_limit_hears_the_early_answer(tls_server: TLSServer) -> None:
+    result = _trusting_root(tls_server).upload("/upload", 256 << 20)
     assert result.status == 413 and result.get("error") == "too large", result.describe()
-
-
-def test_tls_with_sni_and_pinned_certificate(tls_server: tuple[str, str], state: State) -> None:
-    url, cert_pem = tls_server
-    target = IngressClient(url, host="codelab.test", ca_pem=cert_pem)
-    result = target.request("GET", "/version")
-    assert result.ok, result.describe()
-    assert state.sni[-1] == "codelab.test"
-    assert state.seen_hosts[-1] == "codelab.test"
-    served = target.served_certificate()
-    assert served == ssl.PEM_cert_to_DER_cert(cert_pem)
-
-
-def test_tls_for_another_name_fails_verification(tls_server: tuple[str, str]) -> None:
-    url, cert_pem = tls_server
-    client = IngressClient(url, host="other.test", ca_pem=cert_pem)
-    result = client.request("GET", "/version")
-    assert not result.ok
-    assert result.error and "certificate" in result.error.lower()
 
 
 def test_result_json_of_non_json_body() -> None:
@@ -131,13 +114,14 @@ def test_result_json_of_non_json_body() -> None:
     assert result.get("x") is None
 
 
-def test_https_twin_and_token_keep_the_host_and_trust() -> None:
-    client = IngressClient("http://127.0.0.1:8080", host="codelab.test", ca_pem="PEM")
+def test_https_twin_and_token_keep_the_host_and_trust(tls_server: TLSServer) -> None:
+    trust = Trust().adding(tls_server.chain.root, "test root")
+    client = IngressClient("http://127.0.0.1:8080", host="codelab.test", trust=trust)
     https = client.https()
-    assert (https.base_url, https.host, https.ca_pem) == (
+    assert (https.base_url, https.host, https.trust) == (
         "https://127.0.0.1",
         "codelab.test",
-        "PEM",
+        trust,
     )
     assert https.https() is https
     authorized = client.with_token("t0k3n")

@@ -24,7 +24,7 @@ from pytest_codelab.deploy.manifests import (
     source_of,
     split_image,
 )
-from pytest_codelab.deploy.profiles import load_values
+from pytest_codelab.deploy.profiles import load_profile, load_values
 from pytest_codelab.deploy.schema import validate_object
 from pytest_codelab.deploy.secrets import SECRET_KEYS, generate_secrets, redact
 from pytest_codelab.deploy.values import Values
@@ -40,13 +40,9 @@ def bundled() -> list[Obj]:
 
 
 @pytest.fixture(scope="module")
-def small() -> Values:
-    return load_values("small", None)
-
-
-@pytest.fixture(scope="module")
 def prod() -> Values:
-    return load_values("prod", None)
+    """The guide's values-prod.yaml, as a values file rendered over the manifests."""
+    return load_profile("prod")
 
 
 def find(objects: list[Obj], kind: str, name: str) -> Obj:
@@ -206,7 +202,7 @@ def test_profiles_folder_is_not_read_as_manifests(bundled: list[Obj]) -> None:
 # --------------------------------------------------------------------------- rendering
 
 
-def test_render_sets_namespace_everywhere_and_copies(bundled: list[Obj], small: Values) -> None:
+def test_render_sets_namespace_everywhere_and_copies(bundled: list[Obj], prod: Values) -> None:
     before = copy.deepcopy(bundled)
     extra = [
         {
@@ -216,7 +212,7 @@ def test_render_sets_namespace_everywhere_and_copies(bundled: list[Obj], small: 
             "rules": [],
         },
     ]
-    out = render(bundled + extra, namespace="codelab-abc123-gw0", values=small)
+    out = render(bundled + extra, namespace="codelab-abc123-gw0", values=prod)
     assert bundled == before, "render must not modify its input"
     assert len(out) == len(bundled) + 1
     for obj in out:
@@ -294,9 +290,9 @@ def test_render_follows_a_source_namespace(tmp_path: Path) -> None:
     assert env == "http://api.t1.svc.cluster.local:80"
 
 
-def test_image_overrides_apply_to_codelab_images_only(bundled: list[Obj], small: Values) -> None:
+def test_image_overrides_apply_to_codelab_images_only(bundled: list[Obj], prod: Values) -> None:
     out = render(
-        bundled, namespace="n", values=small, image_registry="localhost:5000/lab", image_tag="dev-1"
+        bundled, namespace="n", values=prod, image_registry="localhost:5000/lab", image_tag="dev-1"
     )
     images = {c["image"] for o in out for c in containers(o)}
     assert images == {
@@ -307,17 +303,17 @@ def test_image_overrides_apply_to_codelab_images_only(bundled: list[Obj], small:
         "postgres:15-alpine",
         "redis:7-alpine",
     }
-    only_registry = render(bundled, namespace="n", values=small, image_registry="reg.local")
+    only_registry = render(bundled, namespace="n", values=prod, image_registry="reg.local")
     assert (
         main_container(only_registry, "Deployment", "gateway")["image"] == "reg.local/gateway:1.0.0"
     )
 
 
-def test_ingress_host_class_and_namespace_overrides(bundled: list[Obj], small: Values) -> None:
+def test_ingress_host_class_and_namespace_overrides(bundled: list[Obj], prod: Values) -> None:
     out = render(
         bundled,
         namespace="n",
-        values=small,
+        values=prod,
         ingress_host="codelab.127.0.0.1.nip.io",
         ingress_class="traefik",
         ingress_namespace="kube-system",
@@ -331,20 +327,33 @@ def test_ingress_host_class_and_namespace_overrides(bundled: list[Obj], small: V
     assert selector == {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}
 
 
-def test_profiles_drive_replicas_resources_hpa_and_storage(
-    bundled: list[Obj], small: Values, prod: Values
+def test_values_drive_replicas_resources_hpa_and_storage(
+    tmp_path: Path, bundled: list[Obj], prod: Values
 ) -> None:
-    s = render(bundled, namespace="n", values=small)
-    p = render(bundled, namespace="n", values=prod)
-    assert main_container(s, "Deployment", "gateway")["resources"] == {
-        "requests": {"memory": "128Mi", "cpu": "25m"},
-        "limits": {"memory": "256Mi", "cpu": "500m"},
-    }
-    assert main_container(p, "Deployment", "gateway")["resources"] == {
+    """A values file changes exactly what it states (helm install -f over the manifests)."""
+    f = tmp_path / "v.yaml"
+    f.write_text(
+        "gateway:\n  replicaCount: 4\n  resources:\n    limits:\n      cpu: 800m\n"
+        "  autoscaling:\n    enabled: true\n    maxReplicas: 12\n"
+        "postgresql:\n  primary:\n    persistence:\n      size: 20Gi\n"
+        "      storageClass: fast\n"
+    )
+    v = render(bundled, namespace="n", values=load_values(f))
+    gateway = find(v, "Deployment", "gateway")
+    assert gateway["spec"]["replicas"] == 4
+    assert main_container(v, "Deployment", "gateway")["resources"] == {
         "requests": {"memory": "512Mi", "cpu": "500m"},
-        "limits": {"memory": "1Gi", "cpu": "1000m"},
+        "limits": {"memory": "1Gi", "cpu": "800m"},
     }
-    assert find(s, "HorizontalPodAutoscaler", "gateway-hpa")["spec"]["maxReplicas"] == 6
+    hpa = find(v, "HorizontalPodAutoscaler", "gateway-hpa")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
+    vct = find(v, "StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert (vct["resources"]["requests"]["storage"], vct["storageClassName"]) == ("20Gi", "fast")
+    # What the file does not state keeps the manifests' figures.
+    assert find(v, "Deployment", "agent-runtime") == find(
+        render(bundled, namespace="n", values=None), "Deployment", "agent-runtime"
+    )
+    p = render(bundled, namespace="n", values=prod)
     assert find(p, "HorizontalPodAutoscaler", "gateway-hpa")["spec"]["maxReplicas"] == 10
     ar_hpa = find(p, "HorizontalPodAutoscaler", "agent-runtime-hpa")["spec"]
     targets = {
@@ -352,24 +361,17 @@ def test_profiles_drive_replicas_resources_hpa_and_storage(
         for m in ar_hpa["metrics"]
     }
     assert targets == {"cpu": 70, "memory": 80}
-    s_vct = find(s, "StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
-    p_vct = find(p, "StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
-    assert (s_vct["resources"]["requests"]["storage"], s_vct["storageClassName"]) == (
-        "1Gi",
-        "standard",
-    )
-    assert p_vct["resources"]["requests"]["storage"] == "50Gi"
-    config = yaml.safe_load(find(s, "ConfigMap", "llm-proxy-config")["data"]["config.yaml"])
-    assert config["model_list"][0]["litellm_params"]["mock_response"]
-    prod_config = yaml.safe_load(find(p, "ConfigMap", "llm-proxy-config")["data"]["config.yaml"])
-    assert "mock_response" not in prod_config["model_list"][0]["litellm_params"]
-    for name, replicas in (
-        ("gateway", 3),
-        ("agent-runtime", 3),
-        ("auth-service", 2),
-        ("llm-proxy", 2),
-    ):
-        assert find(s, "Deployment", name)["spec"]["replicas"] == replicas
+    p_claim = find(p, "StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert p_claim["resources"]["requests"]["storage"] == "50Gi"
+
+
+def test_without_values_the_manifests_render_as_written(bundled: list[Obj]) -> None:
+    """No values file: only the namespace is set (what kubectl apply -n would do)."""
+    out = render(bundled, namespace="n", values=None)
+    assert [object_id(o) for o in out] == [object_id(o) for o in bundled]
+    for obj, raw in zip(out, bundled, strict=True):
+        assert obj["metadata"].pop("namespace") == "n"
+        assert obj == raw, object_id(obj)
 
 
 def test_values_file_can_disable_and_extend(tmp_path: Path, bundled: list[Obj]) -> None:
@@ -381,7 +383,7 @@ def test_values_file_can_disable_and_extend(tmp_path: Path, bundled: list[Obj]) 
         '  image:\n    repository: ghcr.io/codelab/gateway\n    tag: "1.2.3"\n'
         "postgresql:\n  primary:\n    persistence:\n      enabled: false\n"
     )
-    out = render(bundled, namespace="n", values=load_values("small", f))
+    out = render(bundled, namespace="n", values=load_values(f))
     assert not [
         o for o in out if o["metadata"]["labels"].get("app.kubernetes.io/name") == "llm-proxy"
     ]
@@ -404,7 +406,7 @@ def test_values_enable_autoscaling_without_a_manifest_hpa(
         "llmProxy:\n  autoscaling:\n    enabled: true\n    minReplicas: 2\n"
         "    maxReplicas: 4\n    targetCPUUtilizationPercentage: 60\n"
     )
-    out = render(bundled, namespace="n", values=load_values("small", f))
+    out = render(bundled, namespace="n", values=load_values(f))
     hpa = find(out, "HorizontalPodAutoscaler", "llm-proxy-hpa")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "llm-proxy"
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
@@ -414,7 +416,7 @@ def test_values_enable_autoscaling_without_a_manifest_hpa(
 def test_values_secret_names_become_secret_refs(tmp_path: Path, bundled: list[Obj]) -> None:
     f = tmp_path / "v.yaml"
     f.write_text("authService:\n  secrets:\n    INTERNAL_API_KEY: placeholder-value\n")
-    out = render(bundled, namespace="n", values=load_values("small", f))
+    out = render(bundled, namespace="n", values=load_values(f))
     env = {e["name"]: e for e in main_container(out, "Deployment", "auth-service")["env"]}
     assert env["INTERNAL_API_KEY"] == {
         "name": "INTERNAL_API_KEY",
@@ -427,13 +429,13 @@ def test_redis_auth_cannot_be_switched_off(tmp_path: Path, bundled: list[Obj]) -
     f = tmp_path / "v.yaml"
     f.write_text("redis:\n  auth:\n    enabled: false\n")
     with pytest.raises(ValueError, match=r"redis\.auth\.enabled: false is not supported"):
-        render(bundled, namespace="n", values=load_values("small", f))
+        render(bundled, namespace="n", values=load_values(f))
 
 
-def test_missing_targets_warn(tmp_path: Path, small: Values) -> None:
+def test_missing_targets_warn(tmp_path: Path, prod: Values) -> None:
     (tmp_path / "x.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
     with pytest.warns(RenderWarning) as record:
-        render(load_manifests(tmp_path), namespace="n", values=small)
+        render(load_manifests(tmp_path), namespace="n", values=prod)
     assert len(record) == 1
     message = str(record[0].message)
     assert message.startswith("values not applied, the manifests lack their objects: ")
@@ -466,8 +468,8 @@ def test_no_secret_values_in_rendered_objects(bundled: list[Obj], prod: Values) 
                     assert "@" not in e["value"] and e["name"].endswith("_URL"), e
 
 
-def test_apply_order(bundled: list[Obj], small: Values) -> None:
-    objs = render(bundled, namespace="n", values=small) + generate_secrets(small)
+def test_apply_order(bundled: list[Obj], prod: Values) -> None:
+    objs = render(bundled, namespace="n", values=prod) + generate_secrets(prod)
     order = [o["kind"] for o in apply_order(reversed(objs))]
     rank = [
         "ServiceAccount",
@@ -510,17 +512,17 @@ def _decoded(secret: Obj) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
-def test_generated_secrets_cover_every_reference(bundled: list[Obj], small: Values) -> None:
-    secrets = generate_secrets(small, namespace="n")
+def test_generated_secrets_cover_every_reference(bundled: list[Obj], prod: Values) -> None:
+    secrets = generate_secrets(prod, namespace="n")
     have = {(s["metadata"]["name"], k) for s in secrets for k in s["data"]}
     wanted = set()
-    for obj in render(bundled, namespace="n", values=small):
+    for obj in render(bundled, namespace="n", values=prod):
         for c in containers(obj):
             for e in c.get("env") or []:
                 ref = (e.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
                     wanted.add((ref["name"], ref["key"]))
-    tls = find(render(bundled, namespace="n", values=small), "Ingress", "codelab-ingress")
+    tls = find(render(bundled, namespace="n", values=prod), "Ingress", "codelab-ingress")
     wanted |= {(t["secretName"], "tls.crt") for t in tls["spec"]["tls"]}
     assert wanted <= have, wanted - have
     assert {s["metadata"]["name"] for s in secrets} == set(SECRET_KEYS)
@@ -529,9 +531,9 @@ def test_generated_secrets_cover_every_reference(bundled: list[Obj], small: Valu
         assert validate_object(s).validated
 
 
-def test_generated_secrets_are_random_and_consistent(small: Values) -> None:
-    a = {s["metadata"]["name"]: _decoded(s) for s in generate_secrets(small)}
-    b = {s["metadata"]["name"]: _decoded(s) for s in generate_secrets(small)}
+def test_generated_secrets_are_random_and_consistent(prod: Values) -> None:
+    a = {s["metadata"]["name"]: _decoded(s) for s in generate_secrets(prod)}
+    b = {s["metadata"]["name"]: _decoded(s) for s in generate_secrets(prod)}
     assert a["jwt-secret"]["jwt-secret-key"] != b["jwt-secret"]["jwt-secret-key"]
     pg = a["postgres-secret"]
     assert pg["connection-string"] == f"postgresql://codelab:{pg['password']}@postgres:5432/codelab"
@@ -540,10 +542,10 @@ def test_generated_secrets_are_random_and_consistent(small: Values) -> None:
     assert len(a["api-keys"]["internal-api-key"]) >= 32
 
 
-def test_tls_secret_is_a_cert_for_the_host(small: Values) -> None:
+def test_tls_secret_is_a_cert_for_the_host(prod: Values) -> None:
     tls = next(
         s
-        for s in generate_secrets(small, ingress_host="gate.test")
+        for s in generate_secrets(prod, ingress_host="gate.test")
         if s["type"] == "kubernetes.io/tls"
     )
     cert = x509.load_pem_x509_certificate(base64.b64decode(tls["data"]["tls.crt"]))
@@ -552,9 +554,9 @@ def test_tls_secret_is_a_cert_for_the_host(small: Values) -> None:
     assert b"PRIVATE KEY" in base64.b64decode(tls["data"]["tls.key"])
 
 
-def test_provided_values_and_redaction(small: Values) -> None:
+def test_provided_values_and_redaction(prod: Values) -> None:
     secrets = generate_secrets(
-        small, provided={"api-keys": {"openai-api-key": "sk-real-one-000000000000"}}
+        prod, provided={"api-keys": {"openai-api-key": "sk-real-one-000000000000"}}
     )
     keys = _decoded(next(s for s in secrets if s["metadata"]["name"] == "api-keys"))
     assert keys["openai-api-key"] == "sk-real-one-000000000000"
@@ -565,9 +567,9 @@ def test_provided_values_and_redaction(small: Values) -> None:
     )
     assert "<redacted>" in shown
     with pytest.raises(ValueError, match="unknown key 'openai' of secret 'api-keys'"):
-        generate_secrets(small, provided={"api-keys": {"openai": "x"}})
+        generate_secrets(prod, provided={"api-keys": {"openai": "x"}})
     with pytest.raises(ValueError, match="unknown secret 'nope'"):
-        generate_secrets(small, provided={"nope": {}})
+        generate_secrets(prod, provided={"nope": {}})
 
 
 # --------------------------------------------------------------------------- resources
@@ -576,6 +578,7 @@ def test_provided_values_and_redaction(small: Values) -> None:
 def test_bundled_paths() -> None:
     assert (bundled_path("manifests") / "32-gateway.yaml").is_file()
     assert (bundled_path("profiles") / "small.yaml").is_file()
+    assert (bundled_path("expected") / "guide.yaml").is_file()
     assert (bundled_path("suites") / "test_static.py").is_file()
     with pytest.raises(ValueError, match="unknown bundled resource 'stuff'"):
         bundled_path("stuff")
@@ -584,7 +587,7 @@ def test_bundled_paths() -> None:
 def test_pull_policy_global_then_per_service(tmp_path: Path, bundled: list[Obj]) -> None:
     f = tmp_path / "v.yaml"
     f.write_text("global:\n  imagePullPolicy: Never\ngateway:\n  imagePullPolicy: Always\n")
-    out = render(bundled, namespace="n", values=load_values("small", f))
+    out = render(bundled, namespace="n", values=load_values(f))
     policies = {o["metadata"]["name"]: c["imagePullPolicy"] for o in out for c in containers(o)}
     assert policies.pop("gateway") == "Always"
     assert set(policies.values()) == {"Never"} and len(policies) == 5

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_codelab.deploy.fit import apply_fit, fit_for
 from pytest_codelab.deploy.manifests import load_manifests, render
-from pytest_codelab.deploy.profiles import load_values
+from pytest_codelab.deploy.profiles import load_profile
 from pytest_codelab.deploy.rules.base import Violation
 from pytest_codelab.deploy.rules.containers import image_problem
 from pytest_codelab.deploy.rules.registry import (
@@ -83,20 +84,38 @@ def only(violations: list[Violation], rule: str) -> list[Violation]:
 # --------------------------------------------------------------------------- bundled
 
 
-@pytest.mark.parametrize("profile", ["small", "prod"])
-def test_bundled_manifests_pass_every_rule(profile: str) -> None:
-    objects = render(
-        load_manifests(bundled_path("manifests")), namespace="n", values=load_values(profile, None)
-    )
+VARIANTS = ("as-written", "prod-values", "fitted-small")
+
+
+def bundled_variant(variant: str) -> list[Obj]:
+    """The bundled manifests as written, with the guide's values-prod.yaml rendered over
+    them, or as written and then fitted for one node (what the local cluster gets)."""
+    raw = load_manifests(bundled_path("manifests"))
+    if variant == "prod-values":
+        return render(raw, namespace="n", values=load_profile("prod"))
+    intent = render(raw, namespace="n", values=None)
+    if variant == "fitted-small":
+        fit = fit_for("small")
+        assert fit is not None
+        return apply_fit(intent, fit)[0]
+    return intent
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bundled_manifests_pass_every_rule(variant: str) -> None:
+    objects = bundled_variant(variant)
     assert check_objects(objects) == []
     assert {o["kind"] for o in objects} >= {"Deployment", "StatefulSet", "NetworkPolicy"}
 
 
-@pytest.mark.parametrize("profile", ["small", "prod"])
-def test_bundled_manifests_validate_against_the_schema(profile: str) -> None:
-    objects = render(
-        load_manifests(bundled_path("manifests")), namespace="n", values=load_values(profile, None)
-    )
+def test_bundled_manifests_as_written_pass_every_rule() -> None:
+    raw = load_manifests(bundled_path("manifests"))
+    assert check_objects(raw) == []
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bundled_manifests_validate_against_the_schema(variant: str) -> None:
+    objects = bundled_variant(variant)
     results = [validate_object(o) for o in objects]
     assert [r.message() for r in results if not r.ok] == []
     shape_only = [r for r in results if not r.validated]
@@ -470,8 +489,209 @@ def test_bundled_schema_is_pinned_and_covers_the_kinds() -> None:
 
 def test_rule_registry_is_complete() -> None:
     assert {r.id for r in RULES} == {"resources", "probes", "plain-secrets", "pinned-images", "hpa"}
-    assert {r.id for r in SET_RULES} == {"networkpolicies", "hpa", "references"}
+    assert {r.id for r in SET_RULES} == {
+        "networkpolicies",
+        "hpa",
+        "references",
+        "namespaces",
+        "autoscaling",
+        "monitoring",
+        "rolling-updates",
+    }
     for r in RULES:
         assert r.requirement.startswith("2.8/") and r.description
     for s in SET_RULES:
         assert s.requirement.startswith("2.8/") and s.description
+
+
+# ------------------------------------------------------------------- best practices 1, 4, 5, 9
+
+
+def hpa_for(name: str, low: int = 2, high: int = 4) -> Obj:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": f"{name}-hpa"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": low,
+            "maxReplicas": high,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def service(name: str, labels: dict[str, str] | None = None, port: int = 8000) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels or {"app": name}},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port}]},
+    }
+
+
+def test_namespaces_rule_names_pinned_objects(tmp_path: Path) -> None:
+    pinned = good_deployment("gateway")
+    pinned["metadata"]["namespace"] = "default"
+    own = good_deployment("web")
+    own["metadata"]["namespace"] = "codelab"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "reader", "namespace": "default"},
+        "rules": [],
+    }
+    found = SET_RULES_BY_ID["namespaces"].check(write_folder(tmp_path, [pinned, own, role]))
+    assert [str(v).split(" [rule")[0] for v in found] == [
+        "Deployment/gateway: metadata.namespace is 'default', a namespace shared with the rest "
+        "of the cluster; expected the application's own namespace (the guide: codelab)"
+    ]
+    assert "(from app.yaml:1)" in str(found[0])
+
+
+def test_autoscaling_rule_needs_an_hpa_per_critical_service(tmp_path: Path) -> None:
+    objs = [good_deployment(n) for n in ("gateway", "agent-runtime", "auth-service", "web")]
+    objs += [hpa_for("gateway"), hpa_for("auth-service"), hpa_for("web")]
+    found = SET_RULES_BY_ID["autoscaling"].check(write_folder(tmp_path, objs))
+    assert [v.obj for v in found] == ["Deployment/agent-runtime"]
+    assert "no HorizontalPodAutoscaler has it as scaleTargetRef; expected an HPA" in str(found[0])
+    assert "scaleTargetRef Deployment/agent-runtime" in str(found[0])
+
+
+def test_autoscaling_rule_is_clean_with_every_hpa(tmp_path: Path) -> None:
+    names = ("gateway", "agent-runtime", "auth-service")
+    objs = [good_deployment(n) for n in names] + [hpa_for(n) for n in names]
+    assert SET_RULES_BY_ID["autoscaling"].check(write_folder(tmp_path, objs)) == []
+
+
+@pytest.mark.parametrize(
+    ("replicas", "strategy", "hpa_min", "problem"),
+    [
+        (3, {"type": "Recreate"}, None, "spec.strategy.type is Recreate"),
+        (2, {"rollingUpdate": {"maxUnavailable": 2}}, None, "maxUnavailable 2 lets a rollout"),
+        (4, {"rollingUpdate": {"maxUnavailable": "100%"}}, None, "take all 4 replica(s)"),
+        (1, {}, None, None),  # 25 % of 1 rounds down to 0: one pod always serves
+        (1, {"rollingUpdate": {"maxUnavailable": 1}}, None, "expected at most 0"),
+        (1, {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}, None, "take all 1"),
+        (3, {"rollingUpdate": {"maxUnavailable": 2}}, None, None),
+        # The HPA keeps 3 pods: maxUnavailable 2 leaves one serving.
+        (1, {"rollingUpdate": {"maxUnavailable": 2}}, 3, None),
+        (1, {"rollingUpdate": {"maxUnavailable": 3}}, 3, "take all 3 replica(s)"),
+    ],
+)
+def test_rolling_updates_rule(
+    tmp_path: Path,
+    replicas: int,
+    strategy: dict[str, Any],
+    hpa_min: int | None,
+    problem: str | None,
+) -> None:
+    d = good_deployment("web")
+    d["spec"]["replicas"] = replicas
+    if strategy:
+        d["spec"]["strategy"] = strategy
+    objs = [d] + ([hpa_for("web", hpa_min, hpa_min + 2)] if hpa_min else [])
+    found = SET_RULES_BY_ID["rolling-updates"].check(write_folder(tmp_path, objs))
+    if problem is None:
+        assert found == []
+    else:
+        (v,) = found
+        assert str(v).startswith("Deployment/web: spec.strategy")
+        assert problem in str(v) and "[rule rolling-updates]" in str(v)
+
+
+def test_rolling_updates_rule_ignores_workers_without_ports(tmp_path: Path) -> None:
+    d = good_deployment("worker")
+    del main(d)["ports"]
+    d["spec"]["strategy"] = {"type": "Recreate"}
+    assert SET_RULES_BY_ID["rolling-updates"].check(write_folder(tmp_path, [d])) == []
+
+
+def test_monitoring_rule_without_hooks_is_clean(tmp_path: Path) -> None:
+    objs = write_folder(tmp_path, [good_deployment("web"), service("web")])
+    assert SET_RULES_BY_ID["monitoring"].check(objs) == []
+
+
+def test_monitoring_annotations_must_name_existing_ports(tmp_path: Path) -> None:
+    d = good_deployment("web")
+    d["spec"]["template"]["metadata"]["annotations"] = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+    }
+    svc = service("web")
+    svc["metadata"]["annotations"] = {"prometheus.io/port": "9091"}
+    texts = [str(v) for v in SET_RULES_BY_ID["monitoring"].check(write_folder(tmp_path, [d, svc]))]
+    assert texts[0].startswith(
+        "Deployment/web: spec.template.metadata.annotations[prometheus.io/port] is '9090'; "
+        "expected one of the pod's containerPorts [8000]"
+    )
+    assert texts[1].startswith(
+        "Service/web: metadata.annotations[prometheus.io/port] is '9091'; expected one of the "
+        "Service's ports [8000]"
+    )
+    fixed = good_deployment("web")
+    fixed["spec"]["template"]["metadata"]["annotations"] = {"prometheus.io/port": "8000"}
+    assert SET_RULES_BY_ID["monitoring"].check([fixed]) == []
+
+
+def test_service_and_pod_monitors_must_hit_ports(tmp_path: Path) -> None:
+    d = good_deployment("web")
+    main(d)["ports"] = [{"name": "metrics", "containerPort": 9100}]
+    svc = service("web")
+    svc["spec"]["ports"] = [{"name": "metrics", "port": 9100, "targetPort": 9100}]
+
+    def monitor(kind: str, spec: dict[str, Any]) -> Obj:
+        return {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": kind,
+            "metadata": {"name": kind.lower()},
+            "spec": spec,
+        }
+
+    good = [
+        monitor(
+            "ServiceMonitor",
+            {"selector": {"matchLabels": {"app": "web"}}, "endpoints": [{"port": "metrics"}]},
+        ),
+        monitor(
+            "PodMonitor",
+            {
+                "selector": {"matchLabels": {"app": "web"}},
+                "podMetricsEndpoints": [{"port": "metrics"}],
+            },
+        ),
+    ]
+    folder = tmp_path / "good"
+    folder.mkdir()
+    assert SET_RULES_BY_ID["monitoring"].check(write_folder(folder, [d, svc, *good])) == []
+    bad = [
+        monitor(
+            "ServiceMonitor",
+            {
+                "selector": {"matchLabels": {"app": "web"}},
+                "endpoints": [{"port": "prom"}, {"targetPort": 9999}],
+            },
+        ),
+        monitor("PodMonitor", {"selector": {"matchLabels": {"app": "gone"}}}),
+    ]
+    texts = [
+        str(v) for v in SET_RULES_BY_ID["monitoring"].check(write_folder(tmp_path, [d, svc, *bad]))
+    ]
+    assert texts[0].startswith(
+        "ServiceMonitor/servicemonitor: spec.endpoints[0].port is 'prom'; expected a named port "
+        "of Service/web: ['metrics']"
+    )
+    assert texts[1].startswith(
+        "ServiceMonitor/servicemonitor: spec.endpoints[1].targetPort is 9999; expected a "
+        "containerPort"
+    )
+    assert texts[2].startswith("PodMonitor/podmonitor: spec.selector selects no pod")
+    assert all("[rule monitoring]" in t for t in texts)

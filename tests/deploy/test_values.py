@@ -1,4 +1,5 @@
-"""Values files and profiles: seed figures, the small profile's fit, and one-line errors."""
+"""Values files and profiles: seed figures, partial files over the manifests, the small
+profile's caps, and one-line errors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_codelab.deploy.profiles import available_profiles, deep_merge, load_values
+from pytest_codelab.deploy.profiles import (
+    DEFAULT_PROFILE,
+    available_profiles,
+    deep_merge,
+    load_profile,
+    load_values,
+)
 from pytest_codelab.deploy.quantity import parse_quantity
 from pytest_codelab.deploy.valueschema import ValuesError
 from pytest_codelab.resources import bundled_path, checkout_root
@@ -26,7 +33,7 @@ def test_profiles_bundled() -> None:
 
 
 def test_prod_profile_has_the_seed_figures() -> None:
-    v = load_values("prod", None)
+    v = load_profile("prod")
     assert v.global_.domain == "codelab.example.com"
     assert v.global_.image_registry == "ghcr.io/codelab"
     gw = v.gateway
@@ -81,7 +88,7 @@ def test_prod_profile_is_the_seed_file_but_the_pinned_llm_tag() -> None:
 
 
 def test_secret_values_are_dropped_while_loading() -> None:
-    v = load_values("prod", None)
+    v = load_profile("prod")
     text = repr(v)
     for placeholder in (
         "your-secret-key",
@@ -95,7 +102,7 @@ def test_secret_values_are_dropped_while_loading() -> None:
 
 
 def test_small_profile_keeps_the_topology_and_fits_two_cores() -> None:
-    prod, small = load_values("prod", None), load_values("small", None)
+    prod, small = load_profile("prod"), load_profile("small")
     paths = ("gateway", "agentRuntime", "authService", "llmProxy")
     for path in paths + ("postgresql.primary", "redis.master"):
         assert small.workload(path).enabled
@@ -115,39 +122,39 @@ def test_small_profile_keeps_the_topology_and_fits_two_cores() -> None:
     assert total <= Decimal(1), f"small profile requests {total} CPU at HPA max"
     for path in ("postgresql.primary", "redis.master"):
         p = small.workload(path).persistence
-        assert p is not None and (p.size, p.storage_class) == ("1Gi", "standard")
+        assert p is not None and p.size == "1Gi"
 
 
-def test_values_file_merges_over_the_profile(tmp_path: Path) -> None:
+def test_values_file_is_partial_over_the_manifests(tmp_path: Path) -> None:
     f = write(
         tmp_path,
         "gateway:\n  replicaCount: 5\n  autoscaling:\n    enabled: true\n"
         "    minReplicas: 5\n    maxReplicas: 7\n",
     )
-    v = load_values("small", f)
-    assert v.gateway.replicas == 5
+    v = load_values(f)
+    assert v is not None and v.gateway.replicas == 5
     assert v.gateway.autoscaling is not None and v.gateway.autoscaling.max_replicas == 7
-    # Everything else is the profile's.
-    assert v.gateway.resources == load_values("small", None).gateway.resources
-    assert v.source == f"values file {f} over profile small"
+    # What the file leaves out is unstated (the manifests keep theirs), never a profile's.
+    assert v.gateway.resources is None and v.gateway.image is None
+    assert v.agent_runtime == type(v.agent_runtime)()
+    assert v.global_.domain is None
+    assert v.source == f"values file {f}"
 
 
-def test_values_file_alone_must_be_complete(tmp_path: Path) -> None:
-    f = write(tmp_path, "gateway:\n  replicaCount: 5\n")
-    with pytest.raises(ValuesError, match=r"^values file .*: missing key global"):
-        load_values(None, f)
+def test_no_values_file_means_none() -> None:
+    assert load_values(None) is None
 
 
 def test_seed_file_alone_is_complete(tmp_path: Path) -> None:
     prod = (bundled_path("profiles") / "prod.yaml").read_text("utf-8")
-    v = load_values(None, write(tmp_path, prod))
-    assert v.gateway.replicas == 3
+    v = load_values(write(tmp_path, prod))
+    assert v is not None and v.gateway.replicas == 3
 
 
 def test_unknown_key_names_the_full_path_and_suggests(tmp_path: Path) -> None:
     f = write(tmp_path, "gateway:\n  replicas: 3\n")
     with pytest.raises(ValuesError) as exc:
-        load_values("small", f)
+        load_values(f)
     assert str(exc.value) == (
         f"values file {f}: unknown key gateway.replicas (did you mean replicaCount?)"
     )
@@ -156,7 +163,7 @@ def test_unknown_key_names_the_full_path_and_suggests(tmp_path: Path) -> None:
 def test_wrong_type_names_the_key_and_value(tmp_path: Path) -> None:
     f = write(tmp_path, "gateway:\n  autoscaling:\n    enabled: true\n    maxReplicas: ten\n")
     with pytest.raises(ValuesError) as exc:
-        load_values("small", f)
+        load_values(f)
     assert str(exc.value) == (
         f"values file {f}: gateway.autoscaling.maxReplicas: expected an integer, got 'ten'"
     )
@@ -197,7 +204,7 @@ def test_bad_values_are_one_line_naming_the_key(
 ) -> None:
     f = write(tmp_path, text)
     with pytest.raises(ValuesError) as exc:
-        load_values("small", f)
+        load_values(f)
     message = str(exc.value)
     assert message.startswith(f"values file {f}: ")
     assert "\n" not in message
@@ -213,16 +220,20 @@ def test_semantic_errors(tmp_path: Path) -> None:
         "gateway:\n  autoscaling:\n    enabled: true\n    minReplicas: 8\n    maxReplicas: 4\n",
     )
     with pytest.raises(ValuesError, match=r"gateway\.autoscaling: minReplicas 8 > maxReplicas 4"):
-        load_values("small", f)
-    f = write(tmp_path, "gateway:\n  resources:\n    requests:\n      memory: 2Gi\n")
+        load_values(f)
+    f = write(
+        tmp_path,
+        "gateway:\n  resources:\n    requests:\n      memory: 2Gi\n"
+        "    limits:\n      memory: 1Gi\n",
+    )
     with pytest.raises(ValuesError, match=r"gateway\.resources: requests\.memory 2Gi is above"):
-        load_values("small", f)
+        load_values(f)
 
 
 def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
     f = write(tmp_path, "postgresql:\n  auth:\n    password: 98765431234\n")
     with pytest.raises(ValuesError) as exc:
-        load_values("small", f)
+        load_values(f)
     assert "postgresql.auth.password" in str(exc.value)
     assert "98765431234" not in str(exc.value)
 
@@ -230,26 +241,28 @@ def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     f = write(tmp_path, "gateway:\n  replicaCount: 3\n   image: x\n")
     with pytest.raises(ValuesError, match=r"^values file .*: invalid YAML at line 3"):
-        load_values("small", f)
+        load_values(f)
 
 
 def test_missing_file_and_unknown_profile(tmp_path: Path) -> None:
     with pytest.raises(ValuesError, match=r"nope\.yaml: file not found"):
-        load_values("small", tmp_path / "nope.yaml")
+        load_values(tmp_path / "nope.yaml")
     with pytest.raises(ValuesError, match=r"unknown profile 'huge'; available: prod, small"):
-        load_values("huge", None)
+        load_profile("huge")
 
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ValuesError, match=r"top level: expected a mapping, got a list"):
-        load_values("small", write(tmp_path, "- a\n- b\n"))
+        load_values(write(tmp_path, "- a\n- b\n"))
 
 
 def test_default_profile_is_small() -> None:
-    assert load_values(None, None) == load_values("small", None)
+    assert DEFAULT_PROFILE == "small"
 
 
 def test_deep_merge_replaces_lists_and_merges_mappings() -> None:
     base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     assert deep_merge(base, {"a": {"c": [3]}, "e": 2}) == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
     assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    # A null removes the key, as in Helm.
+    assert deep_merge(base, {"a": {"b": None}, "d": None}) == {"a": {"c": [1, 2]}}

@@ -3,7 +3,8 @@
 The ingress address (an IP or a load balancer name) is rarely resolvable as the product's host,
 so ``IngressClient`` sends to the address with the ``Host`` header set, and for HTTPS with the
 TLS server name (SNI) set to the host, so the controller picks the host's certificate, which
-is checked against the PEM the client trusts (e.g. the ``codelab-tls`` Secret's ``tls.crt``).
+is verified, chain and host name, against the run's trust store (:mod:`.tls`: the system CAs,
+the stack's issuer root, ``--codelab-ca-file``), as a client that resolves the host would.
 The same client reaches a port-forward on 127.0.0.1. Redirects are not followed, so a test
 sees exactly what the ingress answered.
 
@@ -30,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_codelab.clients.tls import Trust
 from pytest_codelab.k8s.waiting import Timeouts
 
 #: Bytes of each response body kept in a Result (enough for a JSON status document).
@@ -113,13 +115,14 @@ def default_expect(result: Result) -> bool:
 @dataclass(frozen=True)
 class IngressClient:
     """Requests to ``base_url`` (scheme, address, port) as if to the ``host``: presented as
-    Host header and TLS SNI (the Ingress host), with extra headers, and for https the PEM
-    certificate(s) to trust. ``timeout`` bounds each request unless a call gives its own."""
+    Host header and TLS SNI (the Ingress host), with extra headers, and for https the trust
+    store the served certificate is verified against (always; the system CAs by default).
+    ``timeout`` bounds each request unless a call gives its own."""
 
     base_url: str
     host: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    ca_pem: str | None = None
+    trust: Trust = field(default_factory=Trust)
     timeout: float = Timeouts.request
 
     def __post_init__(self) -> None:
@@ -178,11 +181,6 @@ class IngressClient:
         host = f" (Host: {self.host})" if self.host else ""
         return f"{self.base_url}{host}"
 
-    def ssl_context(self) -> ssl.SSLContext:
-        if self.ca_pem is None:
-            return ssl.create_default_context()
-        return ssl.create_default_context(cadata=self.ca_pem)
-
     def connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         """A new (unconnected) connection to the target address."""
         wait = self.timeout if timeout is None else timeout
@@ -191,7 +189,7 @@ class IngressClient:
                 self.address,
                 self.port,
                 server_name=self.server_name,
-                context=self.ssl_context(),
+                trust=self.trust,
                 timeout=wait,
             )
         return http.client.HTTPConnection(self.address, self.port, timeout=wait)
@@ -255,30 +253,33 @@ class IngressClient:
         )
 
     def served_certificate(self, timeout: float | None = None) -> bytes:
-        """DER of the certificate served for ``server_name`` (SNI), not verified: the caller
-        compares it with the one it expects."""
-        return _served_certificate(self, timeout)
+        """DER of the certificate served for ``server_name`` (SNI), once verified like every
+        connection (VerificationFailed otherwise): the caller compares it with the one it
+        expects."""
+        wait = self.timeout if timeout is None else timeout
+        with socket.create_connection((self.address, self.port), timeout=wait) as raw:
+            where = f"{self.address}:{self.port}"
+            with self.trust.wrap(raw, self.server_name, where) as tls:
+                der = tls.getpeercert(binary_form=True)
+        if not der:
+            raise ssl.SSLError(f"{self.describe()} presented no certificate")
+        return der
 
 
 class _SNIConnection(http.client.HTTPSConnection):
-    """HTTPS to an address, presenting another name in SNI (what curl --resolve does)."""
+    """HTTPS to an address, presenting another name in SNI and verifying the certificate for
+    that name (what curl --resolve does)."""
 
     def __init__(
-        self,
-        address: str,
-        port: int,
-        *,
-        server_name: str,
-        context: ssl.SSLContext,
-        timeout: float,
+        self, address: str, port: int, *, server_name: str, trust: Trust, timeout: float
     ) -> None:
-        super().__init__(address, port, timeout=timeout, context=context)
+        super().__init__(address, port, timeout=timeout, context=trust.context())
         self.server_name = server_name
-        self.tls_context = context
+        self.trust = trust
 
     def connect(self) -> None:
         http.client.HTTPConnection.connect(self)
-        self.sock = self.tls_context.wrap_socket(self.sock, server_hostname=self.server_name)
+        self.sock = self.trust.wrap(self.sock, self.server_name, f"{self.host}:{self.port}")
 
 
 class Session:
@@ -517,18 +518,3 @@ class _ReplayRaw(io.RawIOBase):
             buffer[:n], self.head = self.head[:n], self.head[n:]
             return n
         return self.sock.recv_into(buffer)
-
-
-def _served_certificate(target: IngressClient, timeout: float | None = None) -> bytes:
-    """DER of the certificate the target serves for ``target.server_name`` (SNI), not
-    verified: the caller compares it with the one it expects."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    wait = target.timeout if timeout is None else timeout
-    with socket.create_connection((target.address, target.port), timeout=wait) as raw:
-        with context.wrap_socket(raw, server_hostname=target.server_name) as tls:
-            der = tls.getpeercert(binary_form=True)
-    if not der:
-        raise ssl.SSLError(f"{target.describe()} presented no certificate")
-    return der

@@ -12,6 +12,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from pytest_codelab.deploy.secrets import CA_KEY
+
 #: The Secret and key holding auth-service's OAuth client secret (see manifests/).
 OAUTH_SECRET, OAUTH_SECRET_KEY = "oauth-secret", "client-secret"
 #: The client id the gate presents when auth-service accepts any.
@@ -27,6 +29,18 @@ def secret_value(core: client.CoreV1Api, namespace: str, name: str, key: str) ->
     if key not in data:
         pytest.skip(f"secret/{name} in {namespace} has no key {key!r}")
     return base64.b64decode(data[key]).decode()
+
+
+def issuer_root(core: client.CoreV1Api, namespace: str, name: str) -> str:
+    """The issuer root a TLS Secret publishes for clients (``ca.crt``, cert-manager's
+    convention; the CA the gate made for a stack it deploys), "" when it has none. A Secret
+    the gate may not read gives "" too: a client of the product reads no Secret either, so
+    HTTPS is then verified against the system CAs and --codelab-ca-file alone."""
+    try:
+        data = core.read_namespaced_secret(name, namespace).data or {}
+    except ApiException:
+        return ""
+    return base64.b64decode(data.get(CA_KEY) or "").decode()
 
 
 def oauth_client_id(

@@ -1,7 +1,8 @@
 """Load a manifests folder and render its objects for one target namespace.
 
 Why: the gate deploys the same raw YAML an operator would apply, but into an ephemeral
-namespace, with the figures of a values profile and the image/ingress overrides of the run.
+namespace, with the operator's values file (``helm install -f``) and the image/ingress overrides
+of the run.
 All of that happens here, in one pass over deep copies, so a suite never patches objects itself.
 How values reach objects is one table (:data:`BINDINGS`) plus a few named constants: read it
 to know exactly which values are honoured (the rest are validated but not rendered; see
@@ -466,9 +467,11 @@ def _apply_values(objects: list[Obj], values: Values) -> list[Obj]:
         for obj in objects:
             for c in containers(obj):
                 c["imagePullPolicy"] = values.global_.image_pull_policy
+    # A binding the values say nothing about (a partial file) needs no target object.
+    stated = [b for b in BINDINGS if values.workload(b.values_path) != Workload()]
     unbound = [
         f"{b.values_path}.* ({b.kind}/{b.name})"
-        for b in BINDINGS
+        for b in stated
         if b.name not in disabled and not _apply_binding(objects, b, values)
     ]
     if unbound:

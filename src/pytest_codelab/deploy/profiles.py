@@ -1,8 +1,13 @@
-"""Values of a run: a bundled profile (``prod``, ``small``) with the operator's file over it.
+"""Values of a run: the operator's values file, and the bundled profiles (``prod``, ``small``).
 
-Merging: an operator's values file is deep-merged over the chosen profile (mappings merge key by
-key, lists and scalars replace), like ``helm install -f`` over a chart's defaults. So a file may
-hold only what differs. With ``profile=None`` the file stands alone and must be complete."""
+An operator's values file (``--codelab-values``) is rendered over the manifests the way
+``helm install -f FILE`` renders over a chart: the manifests hold the defaults, and only what
+the file states changes them, so the file may be partial. Nothing is layered under it: a
+profile never fills in what the operator's manifests or values lack (that would hide their
+defects from the offline checks). The profiles are data of other steps: ``prod`` is the
+guide's values-prod.yaml (the default expectation, :mod:`pytest_codelab.deploy.expected`),
+``small`` holds the figures the fit for one node caps quantities at
+(:mod:`pytest_codelab.deploy.fit`)."""
 
 from __future__ import annotations
 
@@ -44,10 +49,13 @@ def _read_yaml(path: Path, source: str) -> Any:
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm-like merge: mappings merge recursively, anything else in ``over`` replaces."""
+    """Helm-like merge: mappings merge recursively, a null in ``over`` removes the key,
+    anything else in ``over`` replaces."""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
@@ -66,26 +74,33 @@ def profile_path(name: str) -> Path:
     return path
 
 
-def load_values(profile: str | None, values_file: Path | None) -> Values:
-    """Values for a run: the profile, with the operator's file deep-merged over it.
+def read_document(path: Path, source: str) -> Mapping[str, Any]:
+    """A YAML mapping from ``path``; ValuesError (one line naming ``source``) otherwise."""
+    data: Mapping[str, Any] = _read_yaml(Path(path), source)
+    return data
 
-    ``profile=None`` and no file -> the default profile; ``profile=None`` with a file -> the
-    file alone, which must then be complete.
+
+def load_values(values_file: Path | None) -> Values | None:
+    """The operator's values file, to render over the manifests (None without one).
+
+    Partial files are fine (types and unknown keys are checked, one line naming the key);
+    whatever the file leaves out keeps what the manifests say.
     """
-    if profile is None and values_file is None:
-        profile = DEFAULT_PROFILE
-    base: Mapping[str, Any] = {}
-    source = ""
-    if profile is not None:
-        source = f"profile {profile}"
-        base = _read_yaml(profile_path(profile), source)
-        validate(base, source=source)
     if values_file is None:
-        return build_values(base, source=source)
-    file_source = f"values file {values_file}"
-    data = _read_yaml(Path(values_file), file_source)
-    # Types and unknown keys first, against the file alone, so errors name the file's keys.
-    validate(data, source=file_source, partial=True)
-    merged = deep_merge(base, data)
-    source = f"{file_source} over {source}" if profile is not None else file_source
-    return build_values(merged, source=source)
+        return None
+    source = f"values file {values_file}"
+    return build_values(read_document(values_file, source), source=source, partial=True)
+
+
+def load_profile(name: str) -> Values:
+    """A bundled profile as values (checked like an operator's file)."""
+    source = f"profile {name}"
+    return build_values(read_document(profile_path(name), source), source=source, partial=True)
+
+
+def profile_document(name: str) -> Mapping[str, Any]:
+    """A bundled profile's raw document, validated as a complete values file."""
+    source = f"profile {name}"
+    data = read_document(profile_path(name), source)
+    validate(data, source=source)
+    return data

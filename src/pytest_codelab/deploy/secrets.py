@@ -2,8 +2,10 @@
 
 Why: secret values must never be committed (the seed's best practice 7), yet a deployed stack
 needs them. Every value is random (``secrets.token_urlsafe``) unless the caller provides a real
-one (e.g. an OpenAI key for a staging run); the TLS secret is a self-signed certificate for the
-ingress host. Nothing here logs or prints a value: use :func:`redact` before showing an object.
+one (e.g. an OpenAI key for a staging run); the TLS secret holds a certificate for the ingress
+host issued by a small CA made for the deployment (root -> intermediate -> leaf, like production;
+the root in ``ca.crt`` for clients to trust). Nothing here logs or prints a value: use
+:func:`redact` before showing an object.
 
 Secret names and keys follow the seed (postgres-secret, api-keys, jwt-secret, oauth-secret,
 codelab-tls) plus the two the manifests add (redis-secret, llm-proxy-secret; see
@@ -18,6 +20,7 @@ import datetime as dt
 import ipaddress
 import secrets as _random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -31,6 +34,8 @@ from pytest_codelab.options import BY_NAME
 #: The host of a stack rendered without one: the option table's --codelab-ingress-host default.
 DEFAULT_HOST = str(BY_NAME["ingress_host"].default)
 TLS_SECRET = "codelab-tls"
+#: The TLS Secret's key holding the issuer root clients trust (cert-manager's convention).
+CA_KEY = "ca.crt"
 LABELS = {"app.kubernetes.io/part-of": "codelab", "app.kubernetes.io/managed-by": "pytest-codelab"}
 REDACTED = "<redacted>"
 
@@ -42,7 +47,7 @@ SECRET_KEYS: Mapping[str, tuple[str, ...]] = {
     "jwt-secret": ("jwt-secret-key",),
     "oauth-secret": ("client-secret",),
     "llm-proxy-secret": ("master-key",),
-    TLS_SECRET: ("tls.crt", "tls.key"),
+    TLS_SECRET: ("tls.crt", "tls.key", CA_KEY),
 }
 
 
@@ -50,45 +55,117 @@ def _token(nbytes: int = 32) -> str:
     return _random.token_urlsafe(nbytes)
 
 
-def self_signed_tls(host: str, *, days: int = 365) -> tuple[bytes, bytes]:
-    """(certificate PEM, private key PEM) for ``host``: an EC P-256 self-signed server cert.
+@dataclass(frozen=True)
+class IssuedTLS:
+    """A server certificate as production gets one: ``chain`` (PEM: the leaf for the host,
+    then the intermediate that signed it, what the ingress serves), its ``key``, and the
+    ``root`` a client must trust (``ca.crt``). No CA key is kept: nothing else is signed."""
 
-    EC keeps generation instant; ingress controllers (nginx, Traefik) accept it.
+    chain: bytes
+    key: bytes
+    root: bytes
+
+
+def issue_tls(host: str, *, days: int = 365) -> IssuedTLS:
+    """A fresh root -> intermediate -> leaf chain for ``host`` (in the leaf's SAN), EC P-256.
+
+    Why a CA and not a self-signed leaf: a client verifies a chain up to a root it trusts,
+    with the host name; a gate that trusted the served certificate itself would pass a
+    deployment that serves no intermediate or a certificate for another name. EC keeps the
+    generation instant; ingress controllers (nginx, Traefik) accept it.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, host[:64]),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pytest-codelab (self-signed)"),
-        ]
+    tag = _random.token_hex(4)
+    root_key, root = _ca(f"pytest-codelab root CA {tag}", None, path_length=1, days=days)
+    inter_key, inter = _ca(
+        f"pytest-codelab issuing CA {tag}", (root_key, root), path_length=0, days=days
     )
+    key = ec.generate_private_key(ec.SECP256R1())
     try:
         san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         san = x509.DNSName(host)
+    leaf = (
+        _builder(_name(host[:64]), key, (inter_key, inter), days)
+        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=False), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(inter_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return IssuedTLS(
+        chain=leaf.public_bytes(pem) + inter.public_bytes(pem),
+        key=key_pem,
+        root=root.public_bytes(pem),
+    )
+
+
+_Signer = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pytest-codelab"),
+        ]
+    )
+
+
+def _builder(
+    subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: _Signer | None, days: int
+) -> x509.CertificateBuilder:
+    """Subject, key, validity and key identifiers (strict verifiers require them); signed
+    by ``issuer`` (key, certificate), or by ``key`` itself when there is none."""
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    issuer_name = issuer[1].subject if issuer else subject
+    issuer_public = (issuer[0] if issuer else key).public_key()
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public), critical=False
         )
-        .sign(key, hashes.SHA256())
     )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+
+
+def _ca(
+    common_name: str, issuer: _Signer | None, *, path_length: int, days: int
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A CA key and certificate: the root (self-signed) when ``issuer`` is None."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _builder(_name(common_name), key, issuer, days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(_key_usage(ca=True), critical=True)
+        .sign(issuer[0] if issuer else key, hashes.SHA256())
     )
-    return cert_pem, key_pem
+    return key, cert
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _secret(name: str, data: Mapping[str, str | bytes], *, type_: str = "Opaque") -> dict[str, Any]:
@@ -127,7 +204,7 @@ def generate_secrets(
             if key not in SECRET_KEYS[name]:
                 known = ", ".join(SECRET_KEYS[name])
                 raise ValueError(f"unknown key {key!r} of secret {name!r}; known: {known}")
-        if name == TLS_SECRET and set(keys) != set(SECRET_KEYS[TLS_SECRET]):
+        if name == TLS_SECRET and not {"tls.crt", "tls.key"} <= set(keys):
             raise ValueError(f"secret {TLS_SECRET!r} needs both tls.crt and tls.key")
 
     def pick(name: str, key: str, default: str) -> str:
@@ -149,11 +226,7 @@ def generate_secrets(
     )
     redis_url = pick("redis-secret", "url", f"redis://:{redis_password}@redis:6379/0")
 
-    if TLS_SECRET in provided:
-        cert_pem = provided[TLS_SECRET]["tls.crt"].encode()
-        key_pem = provided[TLS_SECRET]["tls.key"].encode()
-    else:
-        cert_pem, key_pem = self_signed_tls(host)
+    tls = _tls_data(provided.get(TLS_SECRET), host)
 
     objects = [
         _secret(
@@ -176,12 +249,21 @@ def generate_secrets(
             "llm-proxy-secret",
             {"master-key": pick("llm-proxy-secret", "master-key", "sk-" + _token())},
         ),
-        _secret(tls_name, {"tls.crt": cert_pem, "tls.key": key_pem}, type_="kubernetes.io/tls"),
+        _secret(tls_name, tls, type_="kubernetes.io/tls"),
     ]
     if namespace:
         for obj in objects:
             obj["metadata"]["namespace"] = namespace
     return objects
+
+
+def _tls_data(provided: Mapping[str, str] | None, host: str) -> dict[str, bytes]:
+    """The TLS Secret's data: the provided certificate (its ``ca.crt`` only if given), else
+    one issued for ``host`` by a CA made now."""
+    if provided is not None:
+        return {k: v.encode() for k, v in provided.items()}
+    issued = issue_tls(host)
+    return {"tls.crt": issued.chain, "tls.key": issued.key, CA_KEY: issued.root}
 
 
 def _values_host(values: Values | None) -> str | None:

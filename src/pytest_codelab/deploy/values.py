@@ -98,7 +98,7 @@ class IngressValues:
 
 @dataclass(frozen=True)
 class GlobalValues:
-    domain: str
+    domain: str | None = None
     environment: str | None = None
     image_registry: str | None = None
     image_pull_policy: str | None = None
@@ -201,19 +201,24 @@ def _workload(raw: Mapping[str, Any] | None, *, enabled: bool | None = None) -> 
     )
 
 
-def build_values(data: Mapping[str, Any], *, source: str) -> Values:
-    """Typed values from a complete document (validates first)."""
-    validate(data, source=source)
-    g = data["global"]
+def build_values(data: Mapping[str, Any], *, source: str, partial: bool = False) -> Values:
+    """Typed values from a document (validates first).
+
+    ``partial``: the document may leave out any key, like a file given to ``helm install -f``
+    over a chart's defaults; what it leaves out is ``None`` (or an empty ``Workload``), which
+    the renderer reads as 'keep what the manifests say'.
+    """
+    validate(data, source=source, partial=partial)
+    g = data.get("global") or {}
     ing = data.get("ingress") or {}
-    pg = data["postgresql"]
-    redis = data["redis"]
+    pg = data.get("postgresql") or {}
+    redis = data.get("redis") or {}
     pg_on = pg.get("enabled", True)
     redis_on = redis.get("enabled", True)
     return Values(
         source=source,
         global_=GlobalValues(
-            domain=g["domain"],
+            domain=g.get("domain"),
             environment=g.get("environment"),
             image_registry=g.get("imageRegistry"),
             image_pull_policy=g.get("imagePullPolicy"),
@@ -237,16 +242,16 @@ def build_values(data: Mapping[str, Any], *, source: str) -> Values:
                 for t in ing.get("tls") or ()
             ),
         ),
-        gateway=_workload(data["gateway"]),
-        agent_runtime=_workload(data["agentRuntime"]),
-        auth_service=_workload(data["authService"]),
-        llm_proxy=_workload(data["llmProxy"]),
-        llm_proxy_config=data["llmProxy"].get("config"),
-        postgres_primary=_workload(pg["primary"], enabled=pg_on),
+        gateway=_workload(data.get("gateway")),
+        agent_runtime=_workload(data.get("agentRuntime")),
+        auth_service=_workload(data.get("authService")),
+        llm_proxy=_workload(data.get("llmProxy")),
+        llm_proxy_config=(data.get("llmProxy") or {}).get("config"),
+        postgres_primary=_workload(pg.get("primary"), enabled=pg_on),
         postgres_read_replicas=_workload(pg.get("readReplicas"), enabled=pg_on),
         postgres_username=(pg.get("auth") or {}).get("username", "codelab"),
         postgres_database=(pg.get("auth") or {}).get("database", "codelab"),
-        redis_master=_workload(redis["master"], enabled=redis_on),
+        redis_master=_workload(redis.get("master"), enabled=redis_on),
         redis_replica=_workload(redis.get("replica"), enabled=redis_on),
         redis_architecture=redis.get("architecture", "standalone"),
         redis_auth=(redis.get("auth") or {}).get("enabled", True),

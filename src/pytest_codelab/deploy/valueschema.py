@@ -209,15 +209,15 @@ SCHEMA = Obj(
 )
 
 
-def _semantic_errors(data: Mapping[str, Any]) -> list[str]:
-    """Cross-field checks on a complete, well-typed document."""
+def _semantic_errors(data: Mapping[str, Any], partial: bool) -> list[str]:
+    """Cross-field checks on a well-typed document (of what a partial one states)."""
     errors: list[str] = []
     for svc in ("gateway", "agentRuntime", "authService", "llmProxy"):
         auto = data.get(svc, {}).get("autoscaling") or {}
         lo, hi = auto.get("minReplicas"), auto.get("maxReplicas")
         if lo is not None and hi is not None and lo > hi:
             errors.append(f"{svc}.autoscaling: minReplicas {lo} > maxReplicas {hi}")
-        if auto.get("enabled") and (lo is None or hi is None):
+        if not partial and auto.get("enabled") and (lo is None or hi is None):
             errors.append(f"{svc}.autoscaling: enabled needs minReplicas and maxReplicas")
     resource_paths = [
         (svc, data.get(svc, {}).get("resources"))
@@ -243,8 +243,8 @@ def validate(data: Any, *, source: str, partial: bool = False) -> None:
     """Raise ValuesError (one line, first problem + count) unless ``data`` fits the schema."""
     errors: list[str] = []
     problems(SCHEMA, data, "", partial, errors)
-    if not errors and not partial:
-        errors = _semantic_errors(data)
+    if not errors:
+        errors = _semantic_errors(data, partial)
     if errors:
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise ValuesError(f"{source}: {errors[0]}{more if len(errors) > 1 else ''}")

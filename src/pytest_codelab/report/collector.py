@@ -4,8 +4,10 @@
 failure), the requirements it checks (the ``requirement`` marker, carried in ``user_properties``
 so that it survives xdist), the cluster and Kubernetes version tested, the effective settings
 (never secrets: Settings holds none, URLs lose their user info), and the load runs tests
-recorded (:mod:`pytest_codelab.report.records`). ``data()`` is what the page and its JSON twin
-show (:mod:`pytest_codelab.report.page`).
+recorded (:mod:`pytest_codelab.report.records`), and the tests that were deselected (they did
+not run, but the promises they carry must say so). ``assessment()`` gives each promise of the guide
+its status and ``verdict()`` the run's (:mod:`pytest_codelab.report.verdict`). ``data()`` is what
+the page and its JSON twin show (:mod:`pytest_codelab.report.page`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_codelab.report.records import LOAD_PROPERTY, MARKERS_PROPERTY, REQUIREMENT_PROPERTY
+from pytest_codelab.report.verdict import Assessment, assess, verdict
 from pytest_codelab.settings import Settings, display
 
 MESSAGE_LIMIT = 4000
@@ -93,6 +96,8 @@ class ReportCollector:
         self.exit_status: int | None = None
         self.cluster = ClusterInfo()
         self.tests: dict[str, TestEntry] = {}
+        #: Tests that were collected but deselected (-k, -m, --codelab-offline): not run.
+        self.deselected: dict[str, TestEntry] = {}
         self.load_runs: dict[str, dict[str, Any]] = {}
         self._load_tests: dict[str, list[str]] = {}
         self.notes: list[str] = []
@@ -166,6 +171,13 @@ class ReportCollector:
             return "error", f"{report.when} error: {first_line(message)}", message
         return None, "", ""
 
+    def add_deselected(self, nodeid: str, requirements: list[str], reason: str) -> None:
+        """A test that was collected and deselected: it checks nothing, and says why."""
+        if nodeid not in self.tests:
+            self.deselected[nodeid] = TestEntry(
+                nodeid, outcome="deselected", reason=reason, requirements=list(requirements)
+            )
+
     def add_collect_error(self, report: pytest.CollectReport) -> None:
         if report.failed:
             message = _longrepr_message(report)
@@ -201,13 +213,18 @@ class ReportCollector:
         counts["total"] = len(self.tests)
         return counts
 
-    def verdict(self) -> str:
+    def assessment(self) -> Assessment:
+        """Each promise of the guide with its status, from the tests that ran or did not."""
+        waived = self.settings.waive if self.settings is not None else ()
+        not_run = [e for nodeid, e in self.deselected.items() if nodeid not in self.tests]
+        return assess([*self.tests.values(), *not_run], waived)
+
+    def verdict(self, assessment: Assessment | None = None) -> str:
+        """failed (a test failed, or the run broke off) > incomplete > passed."""
         counts = self.counts()
         bad = counts["failed"] + counts["error"] + counts["xpassed"]
         interrupted = self.exit_status not in (None, 0, 1, 5)
-        if bad or interrupted:
-            return "failed"
-        return "passed" if counts["passed"] else "no tests passed"
+        return verdict(assessment or self.assessment(), tests_failed=bool(bad or interrupted))
 
     def requirements(self) -> list[dict[str, Any]]:
         """Each requirement with the worst outcome of its tests; ordered by section number,
@@ -265,19 +282,28 @@ class ReportCollector:
                     }
                 )
         finished = self.finished or time.time()
+        assessment = self.assessment()
         return {
             "schema": 1,
             "run_id": self.run_id,
             "generated": _iso(time.time()),
             "started": _iso(self.started),
             "duration": round(finished - self.started, 1),
-            "verdict": self.verdict(),
+            "verdict": self.verdict(assessment),
             "exit_status": self.exit_status,
             "counts": self.counts(),
             "cluster": self.cluster.__dict__,
             "settings": settings,
+            "promises": [row.to_dict() for row in assessment.rows],
+            "promise_counts": assessment.counts(),
+            "waived": list(assessment.waived),
+            "unmapped_requirements": [
+                {"key": key, "tests": [c.to_dict() for c in checks]}
+                for key, checks in assessment.unmapped.items()
+            ],
             "requirements": self.requirements(),
             "tests": [e.to_dict() for e in sorted(self.tests.values(), key=lambda e: _test_key(e))],
+            "deselected": [e.to_dict() for e in self.deselected.values()],
             "load_runs": self._load_data(),
             "notes": list(self.notes),
         }

@@ -1,5 +1,6 @@
 """The report page: one self-contained HTML file (inline CSS and SVG, no external asset, the
-verdict on the first screen) and its JSON twin, both from ``ReportCollector.data()``."""
+verdict on the first screen, then one row per promise of the deployment guide) and its JSON
+twin, both from ``ReportCollector.data()``."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ padding-bottom:4px}h3{font-size:15px;margin:0 0 8px}
 .banner{padding:18px 22px;border-radius:8px;color:#fff;display:flex;flex-wrap:wrap;
 align-items:center;gap:8px 28px}
 .banner.passed{background:#1a7f37}.banner.failed{background:#cf222e}
-.banner.other{background:#57606a}
+.banner.incomplete{background:#9a6700}.banner.other{background:#57606a}
 .banner .counts span{display:inline-block;margin-right:14px;font-size:16px}
 .banner .counts b{font-size:22px}
 .target{margin:10px 0 0;color:#1f2328;background:#fff;border:1px solid #d0d7de;border-radius:6px;
@@ -40,7 +41,8 @@ th{background:#f6f8fa;font-weight:600}
 .badge{display:inline-block;min-width:64px;text-align:center;border-radius:10px;padding:0 8px;
 font-size:12px;font-weight:600;color:#fff}
 .b-passed{background:#1a7f37}.b-failed,.b-error,.b-xpassed{background:#cf222e}
-.b-skipped,.b-xfailed{background:#9a6700}
+.b-skipped,.b-xfailed,.b-not-checked{background:#9a6700}
+.b-deselected,.b-waived{background:#57606a}
 .reason{color:#57606a;font-size:13px}.reason.fail{color:#a40e26}
 .test{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
 pre{white-space:pre-wrap;background:#fff;border:1px solid #d0d7de;padding:8px;border-radius:6px;
@@ -65,7 +67,8 @@ ul.failures{font-size:12.5px;color:#a40e26}
 
 
 def _badge(outcome: str) -> str:
-    return f'<span class="badge b-{html.escape(outcome)}">{html.escape(outcome)}</span>'
+    css = html.escape(outcome.replace(" ", "-"))
+    return f'<span class="badge b-{css}">{html.escape(outcome)}</span>'
 
 
 def _requirement_tests(tests: Sequence[Mapping[str, Any]]) -> str:
@@ -93,18 +96,58 @@ def _requirement_tests(tests: Sequence[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
+def _promise_tests(tests: Sequence[Mapping[str, Any]]) -> str:
+    """The tests of a promise (as ``_requirement_tests``), each once though it may carry
+    several of the promise's requirements; none: nothing to list (the reason says so)."""
+    return _requirement_tests(list({t["nodeid"]: t for t in tests}.values()))
+
+
+def _promises_table(data: Mapping[str, Any]) -> str:
+    """One row per promise of the guide: status, why, its tests."""
+    esc = html.escape
+    rows = []
+    for row in data.get("promises") or []:
+        reason_class = " fail" if row["status"] == "failed" else ""
+        rows.append(
+            f"<tr><td><b>{esc(row['id'])}</b><div>{esc(row['title'])}</div>"
+            f"<div class='muted'>{esc(row['section'])}</div></td>"
+            f"<td>{_badge(row['status'])}</td>"
+            f"<td><div class='reason{reason_class}'>{esc(row['reason'])}</div>"
+            f"{_promise_tests(row['tests'])}</td></tr>"
+        )
+    unmapped = "".join(
+        f"<li><b>{esc(u['key'])}</b>: {esc(', '.join(t['nodeid'] for t in u['tests']))}</li>"
+        for u in data.get("unmapped_requirements") or []
+    )
+    return (
+        "<table><tr><th style='width:34%'>promise</th><th>status</th><th>why, and the tests"
+        f"</th></tr>{''.join(rows)}</table>"
+        + (
+            "<p class='reason fail'>requirement markers that match no promise of the guide "
+            f"(pytest_codelab/report/promises.py):</p><ul class='failures'>{unmapped}</ul>"
+            if unmapped
+            else ""
+        )
+    )
+
+
 def render_html(data: Mapping[str, Any], base: Path) -> str:
     """The report page from ``ReportCollector.data()``."""
     esc = html.escape
     counts = data["counts"]
     verdict = data["verdict"]
-    banner_class = {"passed": "passed", "failed": "failed"}.get(verdict, "other")
+    banner_class = {"passed": "passed", "failed": "failed", "incomplete": "incomplete"}.get(
+        verdict, "other"
+    )
     shown = [
         (counts.get(k, 0), k)
         for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
         if counts.get(k, 0) or k in ("passed", "failed", "skipped")
     ]
     count_html = "".join(f"<span><b>{n}</b> {esc(k)}</span>" for n, k in shown)
+    promise_counts = " · ".join(
+        f"{n} {status}" for status, n in (data.get("promise_counts") or {}).items() if n
+    )
     cluster = data["cluster"]
     target = "".join(
         f"<span><b>{label}</b>{esc(str(cluster.get(key, '-')))}</span>"
@@ -119,9 +162,12 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
     profile = next((s["value"] for s in data["settings"] if s["name"] == "profile"), None)
     if profile:
         target += f"<span><b>profile</b>{esc(profile)}</span>"
+    if data.get("waived"):
+        target += f"<span><b>waived</b>{esc(', '.join(data['waived']))}</span>"
     head = (
         f'<div class="banner {banner_class}"><h1>{esc(verdict.upper())}</h1>'
         f'<div class="counts">{count_html}</div>'
+        f"<div>promises: {esc(promise_counts)}</div>"
         f"<div>run {esc(data['run_id'] or '-')} · {esc(data['started'])} · "
         f'{data["duration"]:.0f} s</div></div><div class="target">{target}</div>'
     )
@@ -132,8 +178,9 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
             f"<td>{_requirement_tests(req['tests'])}</td></tr>"
         )
     requirements = (
-        "<table><tr><th style='width:34%'>requirement</th><th>status</th><th>tests and reasons"
-        f"</th></tr>{''.join(req_rows)}</table>"
+        "<details><summary>each requirement marker of the tests</summary><table><tr>"
+        "<th style='width:34%'>requirement</th><th>status</th><th>tests and reasons"
+        f"</th></tr>{''.join(req_rows)}</table></details>"
         if req_rows
         else "<p class='muted'>no test carries a requirement marker</p>"
     )
@@ -158,7 +205,8 @@ def render_html(data: Mapping[str, Any], base: Path) -> str:
     notes = "".join(f"<li>{esc(n)}</li>" for n in data.get("notes") or [])
     body = [
         head,
-        "<h2>Requirements</h2>",
+        "<h2>Promises of the deployment guide</h2>",
+        _promises_table(data),
         requirements,
     ]
     if failures:

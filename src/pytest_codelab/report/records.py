@@ -22,6 +22,9 @@ MARKERS_PROPERTY = "codelab_markers"
 LOAD_DIR = "load"
 #: Markers worth showing next to a test.
 SHOWN_MARKERS = ("e2e", "disruptive", "slow", "offline")
+#: Why the gate deselected an item (set before it calls ``pytest_deselected``), so the report
+#: can say why the promises the item checks were not checked.
+DESELECT_REASON = pytest.StashKey[str]()
 
 
 def write_load_record(
@@ -59,14 +62,19 @@ def attach_load_record(node: pytest.Item, path: Path) -> None:
         node.user_properties.append(entry)
 
 
+def requirement_texts(item: pytest.Item) -> list[str]:
+    """The texts of the item's ``requirement`` markers, each once."""
+    texts = [str(m.args[0]) for m in item.iter_markers("requirement") if m.args]
+    return list(dict.fromkeys(texts))
+
+
 def annotate_item(item: pytest.Item) -> None:
     """Copy the item's requirement texts and shown markers into ``user_properties`` (also
     written by pytest's JUnit XML as ``<property>``)."""
-    for marker in item.iter_markers("requirement"):
-        if marker.args:
-            entry = (REQUIREMENT_PROPERTY, str(marker.args[0]))
-            if entry not in item.user_properties:
-                item.user_properties.append(entry)
+    for text in requirement_texts(item):
+        entry = (REQUIREMENT_PROPERTY, text)
+        if entry not in item.user_properties:
+            item.user_properties.append(entry)
     shown = [m for m in SHOWN_MARKERS if item.get_closest_marker(m) is not None]
     if shown and not any(k == MARKERS_PROPERTY for k, _ in item.user_properties):
         item.user_properties.append((MARKERS_PROPERTY, ",".join(shown)))

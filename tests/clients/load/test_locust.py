@@ -23,6 +23,7 @@ import pytest
 from pytest_codelab.clients.load import spec as limits
 from pytest_codelab.clients.load.locust import LocustRun, run_locust
 from pytest_codelab.clients.load.spec import LoadSpec
+from pytest_codelab.deploy.secrets import IssuedTLS, issue_tls
 
 SECRET = "s3cret-never-logged-7f2a"
 HOST = "codelab.test"
@@ -104,12 +105,16 @@ def codelab_server(serve_http: Any) -> FakeCodeLab:
 
 
 @pytest.fixture
-def codelab_tls_server(tmp_path: Path, serve_http: Any) -> FakeCodeLab:
-    from pytest_codelab.deploy.secrets import self_signed_tls
+def issued() -> IssuedTLS:
+    """A chain for HOST as the gate issues codelab-tls: root -> intermediate -> leaf."""
+    return issue_tls(HOST)
 
-    cert, key = self_signed_tls(HOST)
-    (tmp_path / "tls.crt").write_bytes(cert)
-    (tmp_path / "tls.key").write_bytes(key)
+
+@pytest.fixture
+def codelab_tls_server(tmp_path: Path, serve_http: Any, issued: IssuedTLS) -> FakeCodeLab:
+    """The fake CodeLab behind TLS, sending the leaf and the intermediate, like an ingress."""
+    (tmp_path / "tls.crt").write_bytes(issued.chain)
+    (tmp_path / "tls.key").write_bytes(issued.key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
     state = FakeCodeLab()
@@ -223,13 +228,76 @@ def test_bad_locustfile_setting_is_reported(codelab_server: FakeCodeLab, tmp_pat
     assert "CODELAB_LOAD_MIX" in result.describe(), result.describe()
 
 
-def test_host_header_and_sni_over_https(codelab_tls_server: FakeCodeLab, tmp_path: Path) -> None:
-    """Against an address, TLS presents the ingress host in SNI and the Host header."""
-    spec = LoadSpec(codelab_tls_server.url, users=1, spawn_rate=1, run_time=2, env=_env())
+def test_host_header_and_sni_over_https(
+    codelab_tls_server: FakeCodeLab, issued: IssuedTLS, tmp_path: Path
+) -> None:
+    """Against an address, TLS presents the ingress host in SNI and the Host header, and the
+    users verify the chain up to the root they are given (CODELAB_LOAD_CA_FILE)."""
+    spec = LoadSpec(
+        codelab_tls_server.url,
+        users=1,
+        spawn_rate=1,
+        run_time=2,
+        env=_env(),
+        ca_pem=issued.root.decode(),
+    )
     result = run_locust(spec, tmp_path)
     assert result.requests > 0 and result.failed == 0, result.describe()
     assert codelab_tls_server.sni and set(codelab_tls_server.sni) == {HOST}
     assert set(codelab_tls_server.hosts) == {HOST}
+    assert Path(result.files["ca"]).read_bytes() == issued.root
+
+
+def test_users_accept_a_trusted_intermediate(
+    codelab_tls_server: FakeCodeLab, issued: IssuedTLS, tmp_path: Path
+) -> None:
+    """The issuing CA alone (no root) verifies the chain: partial chains, as the gate."""
+    intermediate = issued.chain.decode().split("-----END CERTIFICATE-----\n")[1]
+    assert intermediate.startswith("-----BEGIN CERTIFICATE-----")
+    spec = LoadSpec(
+        codelab_tls_server.url,
+        users=1,
+        spawn_rate=1,
+        run_time=2,
+        env=_env(),
+        ca_pem=intermediate + "-----END CERTIFICATE-----\n",
+    )
+    result = run_locust(spec, tmp_path)
+    assert result.requests > 0 and result.failed == 0, result.describe()
+
+
+@pytest.mark.parametrize(
+    ("host", "trusted", "reason"),
+    [
+        (HOST, False, "unable to get local issuer certificate"),
+        ("other.test", True, "Hostname mismatch"),
+    ],
+    ids=["unknown-issuer", "other-host"],
+)
+def test_users_refuse_what_they_cannot_verify(
+    codelab_tls_server: FakeCodeLab,
+    issued: IssuedTLS,
+    tmp_path: Path,
+    host: str,
+    trusted: bool,
+    reason: str,
+) -> None:
+    """Without the issuer root, or for another host name, every request fails, naming the
+    host and the reason; nothing reaches the server."""
+    spec = LoadSpec(
+        codelab_tls_server.url,
+        users=1,
+        spawn_rate=1,
+        run_time=2,
+        env=_env(CODELAB_INGRESS_HOST=host),
+        ca_pem=issued.root.decode() if trusted else "",
+    )
+    result = run_locust(spec, tmp_path)
+    assert result.requests > 0 and result.failed == result.requests, result.describe()
+    errors = {f.error for f in result.failures}
+    assert all(f"TLS verification of {host} failed: " in e for e in errors), errors
+    assert any(reason in e for e in errors), errors
+    assert not codelab_tls_server.paths
 
 
 def test_stop_ends_the_run_early_with_reports(codelab_server: FakeCodeLab, tmp_path: Path) -> None:

@@ -34,7 +34,12 @@ from pytest_codelab.clients.load.results import (
     parse_stats,
     tail,
 )
-from pytest_codelab.clients.load.spec import SERVED_BY_ENV, LoadSpec, default_locustfile
+from pytest_codelab.clients.load.spec import (
+    CA_FILE_ENV,
+    SERVED_BY_ENV,
+    LoadSpec,
+    default_locustfile,
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -85,6 +90,7 @@ class LocustRun:
             "output": Path(p + ".out"),
             "served_by": Path(p + "_served_by.json"),
             "final": Path(p + "_final.json"),
+            "ca": Path(p + "_ca.pem"),
         }
 
     def command(self) -> list[str]:
@@ -157,6 +163,9 @@ class LocustRun:
         env = dict(os.environ)
         env.update(self.spec.env)
         env[SERVED_BY_ENV] = str(self.files["served_by"])
+        env.pop(CA_FILE_ENV, None)  # only the spec's trust, never one inherited by chance
+        if self.spec.ca_pem:
+            env[CA_FILE_ENV] = str(self.files["ca"])
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -168,6 +177,8 @@ class LocustRun:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for path in self.files.values():
             path.unlink(missing_ok=True)
+        if self.spec.ca_pem:  # certificates, no secret: kept beside the results
+            self.files["ca"].write_text(self.spec.ca_pem, encoding="utf-8")
         env = self._environment()
         output = self.files["output"].open("wb")
         try:

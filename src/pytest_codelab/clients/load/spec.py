@@ -31,6 +31,7 @@ KILL_GRACE = 5.0
 #: Environment variables the locustfile reads (see loadtests/codelab.py).
 SERVED_BY_ENV = "CODELAB_LOAD_SERVED_BY_FILE"
 SECRET_ENV = "CODELAB_OAUTH_CLIENT_SECRET"
+CA_FILE_ENV = "CODELAB_LOAD_CA_FILE"
 
 
 def default_locustfile() -> Path:
@@ -45,6 +46,8 @@ class LoadSpec:
     ``env`` is added to the environment of Locust (the place for the client secret and the
     locustfile's settings); ``local_workers`` worker processes run on this host, and the master
     waits for ``local_workers + remote_workers`` workers (remote ones: pods) before it starts.
+    ``ca_pem``: the CA certificates the users trust besides the system's (the run's
+    ``Trust.pem``); they reach every process and pod as the file ``CODELAB_LOAD_CA_FILE``.
     """
 
     host: str
@@ -61,6 +64,7 @@ class LoadSpec:
     expect_workers_wait: float = 60.0
     stop_timeout: float = 0.0
     user_classes: tuple[str, ...] = ()
+    ca_pem: str = ""
 
     @property
     def workers(self) -> int:

@@ -1,8 +1,9 @@
 """Distributed Locust: the master on this host, worker pods in the test namespace.
 
 Worker pods download the locustfile from the master (``-f -``), run as an unprivileged user
-with a read-only root file system (PSA restricted), get the OAuth secret by ``secretKeyRef``
-and are always deleted on exit."""
+with a read-only root file system (PSA restricted), get the OAuth secret by ``secretKeyRef``,
+the CA certificates their users trust from a ConfigMap mounted as ``CODELAB_LOAD_CA_FILE``
+(so they verify TLS like the gate's own client), and are always deleted on exit."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from pytest_codelab.clients.load.locust import LocustRun
-from pytest_codelab.clients.load.spec import MAX_WORKERS, LoadSpec
+from pytest_codelab.clients.load.spec import CA_FILE_ENV, MAX_WORKERS, LoadSpec
 from pytest_codelab.k8s.diagnostics import pod_summary
 
 WORKER_LABEL = "codelab.dev/role"
 WORKER_ROLE = "locust-worker"
+#: Where worker pods see the CA certificates of the run (a ConfigMap volume).
+CA_DIR, CA_KEY = "/etc/codelab-load", "ca.crt"
 
 
 def local_address_towards(address: str) -> str:
@@ -42,17 +45,27 @@ def worker_pod_manifest(
     env: Mapping[str, str],
     secret_env: Mapping[str, tuple[str, str]],
     run_label: str,
+    ca_config_map: str | None = None,
 ) -> dict[str, Any]:
     """A Locust worker pod that downloads the locustfile from the master (``-f -``).
 
     Runs as an unprivileged user with a read-only root file system (PSA restricted); /tmp
     is an emptyDir because ``-f -`` saves the downloaded locustfile to the working dir.
+    With ``ca_config_map``, its ``ca.crt`` is mounted and named by ``CODELAB_LOAD_CA_FILE``.
     """
+    env = {k: v for k, v in env.items() if k != CA_FILE_ENV}  # a path of this host means nothing
+    if ca_config_map:
+        env[CA_FILE_ENV] = f"{CA_DIR}/{CA_KEY}"
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
     env_list += [
         {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
         for var, (secret, key) in sorted(secret_env.items())
     ]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]
+    if ca_config_map:
+        mounts.append({"name": "ca", "mountPath": CA_DIR, "readOnly": True})
+        volumes.append({"name": "ca", "configMap": {"name": ca_config_map}})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -102,11 +115,29 @@ def worker_pod_manifest(
                         "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]},
                     },
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    "volumeMounts": mounts,
                 }
             ],
-            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+            "volumes": volumes,
         },
+    }
+
+
+def ca_config_map(name: str, ca_pem: str, run_label: str) -> dict[str, Any]:
+    """The ConfigMap carrying the run's CA certificates to the worker pods (public
+    certificates: a ConfigMap, not a Secret)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/managed-by": "pytest-codelab",
+                WORKER_LABEL: WORKER_ROLE,
+                "codelab.dev/load-run": run_label,
+            },
+        },
+        "data": {CA_KEY: ca_pem},
     }
 
 
@@ -152,6 +183,7 @@ class WorkerPods:
         master_port: int,
         env: Mapping[str, str] | None = None,
         secret_env: Mapping[str, tuple[str, str]] | None = None,
+        ca_pem: str = "",
     ) -> None:
         if not 1 <= count <= MAX_WORKERS:
             raise ValueError(f"worker pods must be in 1..{MAX_WORKERS}, not {count}")
@@ -163,10 +195,24 @@ class WorkerPods:
         self.master_port = master_port
         self.env = dict(env or {})
         self.secret_env = dict(secret_env or {})
+        self.ca_pem = ca_pem
         self.run_label = secrets.token_hex(4)
         self.names = [f"locust-worker-{self.run_label}-{i}" for i in range(count)]
+        self.ca_config_map = f"locust-ca-{self.run_label}" if ca_pem else None
 
     def __enter__(self) -> WorkerPods:
+        try:
+            self._create()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _create(self) -> None:
+        if self.ca_config_map:
+            self.core.create_namespaced_config_map(
+                self.namespace, ca_config_map(self.ca_config_map, self.ca_pem, self.run_label)
+            )
         for name in self.names:
             self.core.create_namespaced_pod(
                 self.namespace,
@@ -178,9 +224,9 @@ class WorkerPods:
                     env=self.env,
                     secret_env=self.secret_env,
                     run_label=self.run_label,
+                    ca_config_map=self.ca_config_map,
                 ),
             )
-        return self
 
     def describe(self) -> str:
         pods = self.core.list_namespaced_pod(
@@ -202,6 +248,9 @@ class WorkerPods:
         for name in self.names:
             with contextlib.suppress(ApiException):
                 self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
+        if self.ca_config_map:
+            with contextlib.suppress(ApiException):
+                self.core.delete_namespaced_config_map(self.ca_config_map, self.namespace)
 
 
 @contextlib.contextmanager
@@ -228,6 +277,7 @@ def distributed(
         master_port=run.master_port,
         env=pod_env,
         secret_env=secret_env,
+        ca_pem=spec.ca_pem,
     )
     with run, pods:
         yield run, pods

@@ -81,3 +81,37 @@ def find(objects: Sequence[Obj], kind: str, name: str) -> Obj | None:
         if o.get("kind") == kind and (o.get("metadata") or {}).get("name") == name:
             return o
     return None
+
+
+def template_labels(obj: Obj) -> dict[str, str]:
+    """The labels of a workload's pod template."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    return dict(labels)
+
+
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Label selector semantics (matchLabels + matchExpressions); {} selects everything."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, vals = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in vals:
+            return False
+        if op == "NotIn" and labels.get(key) in vals:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def workloads(objects: Sequence[Obj]) -> list[Obj]:
+    """The objects that carry a pod template."""
+    return [o for o in objects if o.get("kind") in POD_KINDS and pod_spec(o) is not None]

@@ -5,49 +5,18 @@ targets, ConfigMaps)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from pytest_codelab.deploy.manifests import containers, pod_spec
 from pytest_codelab.deploy.rules.base import (
-    POD_KINDS,
     Obj,
     Violation,
     find,
     main_containers,
+    selects,
+    template_labels,
     violation,
+    workloads,
 )
-
-
-def _template_labels(obj: Obj) -> dict[str, str]:
-    spec = obj.get("spec") or {}
-    if obj.get("kind") == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-    return dict(labels)
-
-
-def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Label selector semantics (matchLabels + matchExpressions); {} selects everything."""
-    if selector is None:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, vals = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in vals:
-            return False
-        if op == "NotIn" and labels.get(key) in vals:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def _workloads(objects: Sequence[Obj]) -> list[Obj]:
-    return [o for o in objects if o.get("kind") in POD_KINDS and pod_spec(o) is not None]
 
 
 def check_networkpolicies(objects: Sequence[Obj]) -> list[Violation]:
@@ -86,13 +55,13 @@ def check_networkpolicies(objects: Sequence[Obj]) -> list[Violation]:
                 "add one with podSelector: {} and policyTypes: [Ingress] and no ingress rules",
             )
         )
-    pod_labels = [(w, _template_labels(w)) for w in _workloads(objects)]
+    pod_labels = [(w, template_labels(w)) for w in workloads(objects)]
     allows = [p for p in policies if (p.get("spec") or {}).get("ingress")]
     for w, labels in pod_labels:
         if not any(c.get("ports") for c in main_containers(w)):
             continue
         if default_deny and not any(
-            _selects((p.get("spec") or {}).get("podSelector"), labels) for p in allows
+            selects((p.get("spec") or {}).get("podSelector"), labels) for p in allows
         ):
             out.append(
                 violation(
@@ -111,7 +80,7 @@ def check_networkpolicies(objects: Sequence[Obj]) -> list[Violation]:
                 if (
                     sel
                     and "namespaceSelector" not in peer
-                    and not any(_selects(sel, labels) for _, labels in pod_labels)
+                    and not any(selects(sel, labels) for _, labels in pod_labels)
                 ):
                     out.append(
                         violation(
@@ -127,7 +96,7 @@ def check_networkpolicies(objects: Sequence[Obj]) -> list[Violation]:
 def check_references(objects: Sequence[Obj]) -> list[Violation]:
     """Names resolve: Service selectors, Ingress backends, PDB/VPA targets, ConfigMaps."""
     out: list[Violation] = []
-    labels = [_template_labels(w) for w in _workloads(objects)]
+    labels = [template_labels(w) for w in workloads(objects)]
     for svc in (o for o in objects if o.get("kind") == "Service"):
         sel = (svc.get("spec") or {}).get("selector")
         if sel and not any(all(lb.get(k) == v for k, v in sel.items()) for lb in labels):
@@ -175,7 +144,7 @@ def check_references(objects: Sequence[Obj]) -> list[Violation]:
                     )
     for pdb in (o for o in objects if o.get("kind") == "PodDisruptionBudget"):
         sel = (pdb.get("spec") or {}).get("selector")
-        if not any(_selects(sel, lb) for lb in labels):
+        if not any(selects(sel, lb) for lb in labels):
             out.append(
                 violation(
                     "references",
@@ -198,7 +167,7 @@ def check_references(objects: Sequence[Obj]) -> list[Violation]:
     configmaps = {
         (o.get("metadata") or {}).get("name") for o in objects if o.get("kind") == "ConfigMap"
     }
-    for w in _workloads(objects):
+    for w in workloads(objects):
         spec = pod_spec(w) or {}
         names = [
             (v.get("configMap") or {}).get("name")
