@@ -63,6 +63,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
 #: Ingresses are left out of the restore into a second namespace (the host is taken).
 NO_INGRESS = ("ingresses.networking.k8s.io",)
+#: Base seconds to delete a namespace holding restored volumes: longer than an ordinary
+#: namespace (Timeouts.delete), since the volumes' file-system restores are torn down too.
+RESTORED_DELETE = 300.0
 
 
 def record(request: pytest.FixtureRequest, what: str, figures: Mapping[str, Any]) -> None:
@@ -255,7 +258,9 @@ def test_restore_into_new_namespace(
     run_id = codelab_namespace.run_id or "velero"
     with contextlib.suppress(Exception):  # left by an interrupted earlier attempt
         namespaces.delete(core_v1, target, timeout=codelab_timeouts.delete)
-    namespaces.REAPER.add(target, functools.partial(_delete_quietly, core_v1, target))
+    namespaces.REAPER.add(
+        target, functools.partial(_delete_quietly, core_v1, target, codelab_timeouts.api)
+    )
     try:
         namespaces.create(core_v1, target, run_id, timeout=codelab_timeouts.namespace)
         obj, volumes, seconds = restore(
@@ -282,13 +287,14 @@ def test_restore_into_new_namespace(
         )
         wait_ready(k8s_client, source, timeout=codelab_timeouts.rollout)
     finally:
-        namespaces.delete(core_v1, target, timeout=max(codelab_timeouts.delete, 300.0))
+        namespaces.delete(core_v1, target, timeout=codelab_timeouts.scale(RESTORED_DELETE))
         namespaces.REAPER.discard(target)
 
 
-def _delete_quietly(core: client.CoreV1Api, name: str) -> None:
+def _delete_quietly(core: client.CoreV1Api, name: str, timeout: float) -> None:
+    """The exit-time safety net: request the delete, wait one API deadline at most."""
     with contextlib.suppress(Exception):
-        namespaces.delete(core, name, timeout=5)
+        namespaces.delete(core, name, timeout=timeout)
 
 
 def fresh_token(
@@ -344,7 +350,7 @@ def test_restore_after_namespace_deleted(
     _require_backup(backup, velero_api)
     ns = codelab_stack.namespace
     started = time.monotonic()
-    namespaces.delete(core_v1, ns, timeout=max(codelab_timeouts.delete, 300.0))
+    namespaces.delete(core_v1, ns, timeout=codelab_timeouts.scale(RESTORED_DELETE))
     deleted_seconds = time.monotonic() - started
     obj, volumes, seconds = restore(velero_api, backup, codelab_timeouts)
     labels = core_v1.read_namespace(ns).metadata.labels or {}
@@ -388,7 +394,7 @@ def test_restore_after_namespace_deleted(
             "/api/v1/sessions",
             body=json.dumps({"prompt": "after restore: say hi"}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-            timeout=60,
+            timeout=codelab_timeouts.completion,
         )
         last["r"] = r
         return r.status == 201, r.describe()

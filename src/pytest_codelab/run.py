@@ -14,6 +14,7 @@ from kubernetes import client
 
 from pytest_codelab.k8s import kube
 from pytest_codelab.k8s.namespaces import NamespaceInfo
+from pytest_codelab.k8s.waiting import Timeouts
 from pytest_codelab.providers.base import ClusterHandle, ClusterProvider
 from pytest_codelab.settings import Settings
 
@@ -26,7 +27,8 @@ def start_cluster(provider: ClusterProvider, settings: Settings) -> ClusterHandl
     handle = provider.start()
     if settings.ingress_url:
         handle = replace(handle, ingress_url=settings.ingress_url)
-    tgt = kube.preflight(handle.kubeconfig, handle.context, settings.namespace)
+    timeout = Timeouts().scaled(settings.timeout_scale).api
+    tgt = kube.preflight(handle.kubeconfig, handle.context, settings.namespace, timeout=timeout)
     return replace(handle, context=tgt.context)
 
 

@@ -27,7 +27,6 @@ from pytest_codelab.errors import (
 )
 
 #: Seconds the preflight waits for the API server; a healthy one answers at once.
-PREFLIGHT_TIMEOUT = 5.0
 
 
 def load_kubeconfig(path: Path) -> dict[str, Any]:
@@ -128,7 +127,7 @@ def _short(exc: BaseException) -> str:
     return text[:200] if text else type(exc).__name__
 
 
-def check_reachable(api: client.ApiClient, tgt: Target, timeout: float = PREFLIGHT_TIMEOUT) -> str:
+def check_reachable(api: client.ApiClient, tgt: Target, timeout: float) -> str:
     """The server's version (e.g. ``v1.37.2``); ApiUnreachable / AccessDenied otherwise."""
     try:
         version = client.VersionApi(api).get_code(_request_timeout=timeout)
@@ -215,12 +214,16 @@ def check_access(api: client.ApiClient, tgt: Target, needed: list[Access]) -> No
         )
 
 
-def preflight(kubeconfig: Path, context: str | None, namespace: str | None) -> Target:
-    """Everything a run needs from the cluster, checked before any test: GateError if not."""
+def preflight(
+    kubeconfig: Path, context: str | None, namespace: str | None, *, timeout: float
+) -> Target:
+    """Everything a run needs from the cluster, checked before any test: GateError if not.
+
+    ``timeout`` bounds the reachability request (the run's scaled ``Timeouts.api``)."""
     tgt = target(kubeconfig, context)
     api = new_client(kubeconfig, tgt.context, retries=0)
     try:
-        check_reachable(api, tgt)
+        check_reachable(api, tgt, timeout)
         check_access(api, tgt, required_access(namespace))
     finally:
         api.close()
