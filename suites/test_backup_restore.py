@@ -164,7 +164,9 @@ def backup(
         volumes = velero_api.pod_volumes("podvolumebackups", "velero.io/backup-name", name)
         try:
             usage = velero_api.bucket_usage(
-                core_v1, {"backup": f"backups/{name}/", "kopia": f"kopia/{ns}/"}
+                core_v1,
+                {"backup": f"backups/{name}/", "kopia": f"kopia/{ns}/"},
+                timeout=codelab_timeouts.request,
             )
         except Exception as exc:  # a measurement, not a verdict
             usage = {}

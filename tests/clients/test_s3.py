@@ -88,7 +88,7 @@ def fake_s3(serve_http: Any) -> tuple[str, list[str]]:
 def test_bucket_usage_follows_continuation(fake_s3: tuple[str, list[str]]) -> None:
     endpoint, seen = fake_s3
     creds = s3.Credentials("a", "b")
-    assert s3.bucket_usage(endpoint, creds, "velero", "backups/b/") == (3, 16)
+    assert s3.bucket_usage(endpoint, creds, "velero", "backups/b/", timeout=10) == (3, 16)
     assert seen[0].startswith("/velero?list-type=2&prefix=backups%2Fb%2F")
     assert "continuation-token=t2" in seen[1]
 
@@ -99,7 +99,7 @@ def test_bucket_usage_error_names_the_bucket(
     endpoint, _ = fake_s3
     monkeypatch.setattr(s3, "sigv4_headers", lambda *a, **k: {})
     with pytest.raises(s3.S3Error, match="ListObjectsV2 velero/x: HTTP 403"):
-        s3.bucket_usage(endpoint, s3.Credentials("a", "b"), "velero", "x")
+        s3.bucket_usage(endpoint, s3.Credentials("a", "b"), "velero", "x", timeout=10)
 
 
 def test_credentials_never_show_in_repr_or_str() -> None:

@@ -135,9 +135,10 @@ def bucket_usage(
     bucket: str = BUCKET,
     prefix: str = "",
     *,
-    timeout: float = 30,
+    timeout: float,
 ) -> tuple[int, int]:
-    """(objects, bytes) under ``prefix`` in ``bucket`` (ListObjectsV2, path style)."""
+    """(objects, bytes) under ``prefix`` in ``bucket`` (ListObjectsV2, path style);
+    ``timeout`` bounds each listing request (the run's scaled ``Timeouts.request``)."""
     count = size = 0
     token: str | None = None
     while True:

@@ -370,7 +370,7 @@ class Velero:
         return store.get("bucket") or s3.BUCKET, (prefix.rstrip("/") + "/" if prefix else "")
 
     def bucket_usage(
-        self, core: client.CoreV1Api, prefixes: Mapping[str, str]
+        self, core: client.CoreV1Api, prefixes: Mapping[str, str], *, timeout: float
     ) -> dict[str, tuple[int, int]]:
         """(objects, bytes) per prefix in the location's bucket, read from the local
         cluster's MinIO through a port-forward; {} when that MinIO (or its credentials) is
@@ -388,7 +388,7 @@ class Velero:
         with podtools.port_forward(core, self.namespace, pod_name, 9000) as port:
             endpoint = f"http://127.0.0.1:{port}"
             return {
-                name: s3.bucket_usage(endpoint, creds, bucket, base + prefix)
+                name: s3.bucket_usage(endpoint, creds, bucket, base + prefix, timeout=timeout)
                 for name, prefix in prefixes.items()
             }
 
