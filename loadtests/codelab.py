@@ -8,8 +8,10 @@ Run by the gate (``pytest_codelab.clients.load``) headless against the Ingress a
 
 Each user gets a bearer token in ``on_start`` (client credentials, ``POST /oauth/token``), then
 mixes ``GET /api/v1/whoami`` (cheap: gateway + agent-runtime), ``GET /api/v1/work?n=N`` (CPU on
-agent-runtime, linear in N: what drives its HPA) and, occasionally, ``POST /api/v1/sessions``
-(PostgreSQL, Redis and the LLM proxy). Requests go to the Ingress *address* with the product host
+agent-runtime, linear in N: what drives its HPA), ``GET /oauth/work?n=N`` (the same CPU on
+auth-service, through the Ingress's ``/oauth``: what drives auth-service's HPA; weight 0 unless
+the mix names it) and, occasionally, ``POST /api/v1/sessions`` (PostgreSQL, Redis and the LLM
+proxy). Requests go to the Ingress *address* with the product host
 in the ``Host`` header and the TLS SNI, as a client that resolves the host would, and verify the
 served certificate as such a client does: the chain up to the system CAs or the gate's extra CAs,
 and the host name. A rejected certificate is a failed request naming the host and the reason.
@@ -23,8 +25,8 @@ Configuration (environment, so that master and worker processes or pods agree):
   ``--codelab-ca-file``); default none. An intermediate there is enough (partial chains).
 - ``CODELAB_OAUTH_CLIENT_ID``: client_id for /oauth/token; default ``pytest-codelab-load``.
 - ``CODELAB_OAUTH_CLIENT_SECRET``: client_secret; required, never logged nor reported.
-- ``CODELAB_LOAD_WORK_ROUNDS``: N of ``/api/v1/work``; default 200000.
-- ``CODELAB_LOAD_MIX``: task weights ``whoami=W,work=W,session=W``; default 4, 4, 1.
+- ``CODELAB_LOAD_WORK_ROUNDS``: N of ``/api/v1/work`` and ``/oauth/work``; default 200000.
+- ``CODELAB_LOAD_MIX``: task weights ``whoami=W,work=W,session=W,auth=W``; default 4, 4, 1, 0.
 - ``CODELAB_LOAD_WAIT``: pause between tasks of a user, ``MIN-MAX`` seconds; default 0.2-1.0.
 - ``CODELAB_LOAD_SERVED_BY_FILE``: JSON file the master (or single process) writes at exit:
   the pods that answered (``X-Served-By``, ``X-Upstream-Served-By``) with counts and times,
@@ -58,12 +60,14 @@ def _env(name: str, default: str) -> str:
 
 
 def parse_mix(text: str) -> dict[str, int]:
-    """``"whoami=4,work=4,session=1"`` -> weights; unknown names are an error."""
-    weights = {"whoami": 4, "work": 4, "session": 1}
+    """``"whoami=4,work=4,session=1,auth=0"`` -> weights; unknown names are an error."""
+    weights = {"whoami": 4, "work": 4, "session": 1, "auth": 0}
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = item.partition("=")
         if name not in weights or not value.strip().isdigit():
-            raise ValueError(f"CODELAB_LOAD_MIX: bad item {item!r}; use whoami=N,work=N,session=N")
+            raise ValueError(
+                f"CODELAB_LOAD_MIX: bad item {item!r}; use whoami=N,work=N,session=N,auth=N"
+            )
         weights[name] = int(value)
     if not any(weights.values()):
         raise ValueError("CODELAB_LOAD_MIX: every weight is 0")
@@ -264,6 +268,10 @@ class CodeLabUser(FastHttpUser):
     @task(MIX["work"])
     def work(self) -> None:
         self.api("GET", f"/api/v1/work?n={WORK_ROUNDS}", "/api/v1/work?n=[rounds]")
+
+    @task(MIX["auth"])
+    def auth_work(self) -> None:
+        self.api("GET", f"/oauth/work?n={WORK_ROUNDS}", "/oauth/work?n=[rounds]")
 
     @task(MIX["session"])
     def session(self) -> None:

@@ -33,7 +33,9 @@ GATE=(--codelab-cluster=local --codelab-load-workers=2 --codelab-local-velero)
 #   vpa                the engine installs no VerticalPodAutoscaler CRD or recommender, so
 #                      test_vpa_recommends_resources skips (skip_if_missing_kind);
 #   network-isolation  the CNI bridge plugin does not enforce NetworkPolicies, so
-#                      test_forbidden_paths_are_refused skips ("does not enforce").
+#                      test_forbidden_paths_are_refused skips ("does not enforce"). What
+#                      the policies admit is promise network-policies, judged on the
+#                      objects against the guide's graph: checked locally, never waived.
 # (TLS is checked locally: the ingress serves the stack's generated certificate; issuance by
 # cert-manager is what staging shows.) The plugin's own tests in the same run carry no
 # promise and change nothing here.

@@ -2,12 +2,18 @@
 replicas come back down; the VPA recommends; Locust can run distributed.
 
 A Locust load (``loadtests/codelab.py``: a token from auth-service, then whoami / CPU-burning
-``/api/v1/work`` / sessions calls through the Ingress) pushes agent-runtime and the gateway
-above their CPU targets while a ``Timeline`` samples every HPA and its Deployment every 2 s. The
+``/api/v1/work`` and ``/oauth/work`` / sessions calls through the Ingress) pushes the guide's
+three HPAs (gateway, agent-runtime, auth-service) above their CPU targets in one run while a
+``Timeline`` samples every HPA and its Deployment every 2 s. The
 load runs once per module (bounded: at most 90 s) and stops early once every HPA under test
 has scaled out and its new pods have served traffic for a while; the tests then judge the
 recorded history, so a red test says what the HPA did, second by second. Charts of the run
 (requests/s, latency, replicas with scaling events) go to the gate report.
+
+The bounds every check judges by are the expected ones (``codelab_expected``: the guide's
+values-prod.yaml or --codelab-expect), passed through the same fit the gate applied to the
+stack it deployed (``deploy.fit.fitted_hpa_bounds``; no fit on a namespace it did not
+deploy), never the live HPA's.
 
 Scale-down is checked only where the gate may shorten the HPA's scale-down stabilization window
 (300 s by default): in a namespace it created.
@@ -31,6 +37,8 @@ from pytest_codelab.clients.load.spec import SECRET_ENV, STOP_GRACE, LoadSpec
 from pytest_codelab.clients.load.workers import nodes_with_image
 from pytest_codelab.clients.timeline import Timeline, event_source, first_time, hpa_sampler
 from pytest_codelab.deploy.credentials import oauth_client_id, oauth_client_secret
+from pytest_codelab.deploy.expected import Expectation
+from pytest_codelab.deploy.fit import Fit, fitted_hpa_bounds
 from pytest_codelab.errors import WaitTimeout
 from pytest_codelab.fixtures.handles import skip_if_missing_kind
 from pytest_codelab.k8s.namespaces import NamespaceInfo
@@ -39,8 +47,10 @@ from pytest_codelab.k8s.stack import StackInfo
 from pytest_codelab.k8s.waiting import Timeouts, try_until, wait_until
 from pytest_codelab.providers.base import ClusterHandle
 from pytest_codelab.report import records
+from pytest_codelab.report.promises import GUIDE_HPAS
 from pytest_codelab.safety import require_disruptive
 from pytest_codelab.scenarios.autoscaling import (
+    Bounds,
     ScaleDown,
     ScaleOut,
     distributed,
@@ -54,16 +64,18 @@ from pytest_codelab.scenarios.autoscaling import (
 )
 from pytest_codelab.settings import Settings
 
-#: HPAs the load must push above their CPU target, and the Deployment label of their pods.
-SCALED = {"agent-runtime-hpa": "agent-runtime", "gateway-hpa": "gateway"}
-#: The bounded load: users, spawn rate, run time (s), work rounds per /api/v1/work.
-#: Sized on a 2-core machine: ~90 req/s through the gateway (whoami: cheap for agent-runtime)
-#: and ~15 req/s of 20000 SHA-256 rounds push both HPAs well above their 70 % CPU targets of
-#: 25m requests, without burning more than about a core.
+#: HPAs the load must push above their CPU target (every HPA of the guide, named
+#: ``<deployment>-hpa``), and the Deployment (``app`` label) of their pods.
+SCALED = {hpa: hpa.removesuffix("-hpa") for hpa in GUIDE_HPAS}
+#: The bounded load: users, spawn rate, run time (s), work rounds per /api/v1/work and
+#: /oauth/work. Sized on a 2-core machine: ~90 req/s through the gateway (whoami: cheap for
+#: agent-runtime), ~15 req/s of 20000 SHA-256 rounds on agent-runtime and ~10 on auth-service
+#: push the three HPAs well above their 70 % CPU targets of 25m requests, without burning
+#: much more than a core.
 LOAD_USERS, LOAD_SPAWN_RATE, LOAD_RUN_TIME = 24, 6.0, 90.0
 LOAD_ENV = {
     "CODELAB_LOAD_WORK_ROUNDS": "20000",
-    "CODELAB_LOAD_MIX": "whoami=10,work=3,session=1",
+    "CODELAB_LOAD_MIX": "whoami=10,work=3,session=1,auth=2",
     "CODELAB_LOAD_WAIT": "0.05-0.3",
 }
 #: The scale-down stabilization window set for the scale-down check (seconds).
@@ -168,9 +180,56 @@ def worker_image_skip_reason(core: client.CoreV1Api, image: str, configured: boo
     )
 
 
+def expected_bounds(
+    expected: Expectation, fit: Fit | None, hpas: list[str]
+) -> tuple[dict[str, Bounds], list[str]]:
+    """Each HPA's expected bounds (the expectation's figures through ``fit``), and the HPAs
+    the expectation states no bounds for."""
+    found, missing = {}, []
+    for hpa in hpas:
+        app = SCALED[hpa]
+        figures = expected.hpa(app)
+        if figures is None or figures.max_replicas is None:
+            missing.append(hpa)
+            continue
+        low = figures.min_replicas.value if figures.min_replicas else None
+        high = figures.max_replicas.value
+        fit_low, fit_high = fitted_hpa_bounds(fit, "Deployment", app, low, high)
+        keys = f"{figures.max_replicas.key} {high}" + (
+            f", {figures.min_replicas.key} {low}" if figures.min_replicas else ""
+        )
+        cpu = figures.targets.get("cpu")
+        if cpu is not None:
+            keys += f", {cpu.key} {cpu.value}"
+        fitted = f"; fit {fit.name}: {fit_low}-{fit_high}" if fit else ""
+        # An HPA without minReplicas has 1 (the API's default).
+        found[hpa] = Bounds(
+            fit_low or 1, fit_high or 1, f"{keys}{fitted}", cpu.value if cpu else None
+        )
+    return found, missing
+
+
+@pytest.fixture(scope="module")
+def hpa_bounds(
+    codelab_expected: Expectation, codelab_fit: Fit | None, codelab_stack: StackInfo
+) -> dict[str, Bounds]:
+    """The bounds each scaled HPA must keep: the expectation's, fitted like the stack the
+    gate deployed (no fit for a namespace it did not deploy)."""
+    fit = codelab_fit if codelab_stack.deployed else None
+    found, missing = expected_bounds(codelab_expected, fit, sorted(SCALED))
+    if missing:
+        pytest.fail(
+            f"the expectation ({codelab_expected.source}) states no replica bounds for "
+            f"{', '.join(missing)}: nothing to judge their autoscaling by",
+            pytrace=False,
+        )
+    return found
+
+
 @pytest.fixture(scope="module")
 def scale_out(
     metrics_problem: str | None,
+    hpa_bounds: dict[str, Bounds],
     codelab_stack: StackInfo,
     codelab_settings: Settings,
     codelab_namespace: NamespaceInfo,
@@ -203,7 +262,7 @@ def scale_out(
         interval=2.0,
         max_seconds=600,
     )
-    run = ScaleOut(ns, SCALED, hpas, {}, timeline, out_dir / "scale-out.record.json")
+    run = ScaleOut(ns, SCALED, hpa_bounds, hpas, {}, timeline, out_dir / "scale-out.record.json")
     with timeline:
         try:
             settle(run, codelab_timeouts.settle)
@@ -285,18 +344,22 @@ def attach(request: pytest.FixtureRequest, run: ScaleOut) -> None:
 def test_hpa_scales_out_under_load(
     hpa: str, scale_out: ScaleOut, request: pytest.FixtureRequest, codelab_timeouts: Timeouts
 ) -> None:
-    """The load pushes the HPA's Deployment above its CPU target: it adds replicas in time."""
+    """The load pushes the HPA's Deployment above its CPU target: it adds replicas above the
+    expected minReplicas in time (an HPA whose maxReplicas is its minReplicas never does)."""
     attach(request, scale_out)
     deadline = codelab_timeouts.scale_out
     samples = [s for s in scale_out.samples(hpa) if s.t >= scale_out.load_started]
-    first = first_time(samples, lambda s: s.current > s.min)
+    bounds = scale_out.bounds[hpa]
+    first = first_time(samples, lambda s: s.current > bounds.min)
     peak_cpu = max((s.cpu for s in samples if s.cpu is not None), default=None)
-    target = samples[-1].cpu_target if samples else None
+    live_target = samples[-1].cpu_target if samples else None
     spec = scale_out.hpas[hpa].spec
     assert first is not None and first - scale_out.load_started <= deadline, (
-        f"HPA {hpa} did not scale out within {deadline:.0f}s of load start "
-        f"(minReplicas {spec.min_replicas}, maxReplicas {spec.max_replicas}, peak CPU "
-        f"{peak_cpu}% for a target of {target}%"
+        f"HPA {hpa} did not scale out above the expected minReplicas {bounds.min} within "
+        f"{deadline:.0f}s of load start (expected {bounds.min}-{bounds.max} from "
+        f"{bounds.source}; the live HPA says minReplicas {spec.min_replicas}, maxReplicas "
+        f"{spec.max_replicas}; peak CPU {peak_cpu}% for an expected target of "
+        f"{bounds.cpu_target}% (live {live_target}%)"
         + (f", first scale-out at +{first - scale_out.load_started:.0f}s" if first else "")
         + f"); seen: {scale_out.history(hpa)}\n{scale_out.describe_load()}"
     )
@@ -310,15 +373,29 @@ def test_hpa_scales_out_under_load(
 def test_hpa_never_exceeds_max_replicas(
     hpa: str, scale_out: ScaleOut, request: pytest.FixtureRequest
 ) -> None:
-    """Neither the HPA's current/desired replicas nor its Deployment's go above maxReplicas."""
+    """Neither the HPA's current/desired replicas nor its Deployment's go above the expected
+    maxReplicas, and the live HPA allows no more than that (an HPA whose maxReplicas is above
+    the guide's could exceed it under a heavier load than this one)."""
     attach(request, scale_out)
+    bounds = scale_out.bounds[hpa]
     samples = scale_out.samples(hpa)
     assert samples, f"HPA {hpa}: no samples were recorded"
-    over = [s for s in samples if max(s.current, s.desired, s.spec_replicas or 0) > s.max]
-    assert not over, f"HPA {hpa} went above maxReplicas {over[0].max}: " + "; ".join(
-        f"+{s.t - scale_out.load_started:.0f}s current {s.current} desired {s.desired} "
-        f"deployment {s.spec_replicas}"
-        for s in over[:5]
+    problems = []
+    over = [s for s in samples if max(s.current, s.desired, s.spec_replicas or 0) > bounds.max]
+    if over:
+        problems.append(
+            f"went above the expected maxReplicas {bounds.max}: "
+            + "; ".join(
+                f"+{s.t - scale_out.load_started:.0f}s current {s.current} desired {s.desired} "
+                f"deployment {s.spec_replicas}"
+                for s in over[:5]
+            )
+        )
+    allows = sorted({s.max for s in samples if s.max > bounds.max})
+    if allows:
+        problems.append(f"allows up to {allows[-1]} replicas (live maxReplicas)")
+    assert not problems, f"HPA {hpa} (expected {bounds.min}-{bounds.max} from {bounds.source}) " + (
+        "; ".join(problems)
     )
 
 
@@ -418,11 +495,12 @@ def scale_down(
 def test_hpa_scales_down_after_load(
     hpa: str, scale_down: ScaleDown, scale_out: ScaleOut, request: pytest.FixtureRequest
 ) -> None:
-    """With the stabilization window shortened, the HPA returns to minReplicas in time."""
+    """With the stabilization window shortened, the HPA returns to the expected minReplicas
+    in time."""
     attach(request, scale_out)
     back = scale_down.back_at[hpa]
     assert back is not None, (
-        f"HPA {hpa} did not return to minReplicas {scale_out.hpas[hpa].spec.min_replicas} "
+        f"HPA {hpa} did not return to the expected minReplicas {scale_out.bounds[hpa].min} "
         f"within {scale_down.deadline:.0f}s after the load (stabilization window "
         f"{SCALE_DOWN_WINDOW}s); seen: {scale_out.history(hpa)}"
     )

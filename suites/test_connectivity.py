@@ -2,8 +2,11 @@
 
 Every Service answers on its port by DNS name from a short-lived pod and has Ready
 endpoints; the documented paths work when tried from the source pod itself with the
-source's own configuration (URLs and keys from its environment, never printed); where
-NetworkPolicies exist and the network plugin enforces them, a path they forbid is refused.
+source's own configuration (URLs and keys from its environment, never printed); the
+namespace's NetworkPolicies admit exactly the guide's paths (judged on the objects, no
+enforcement needed); where the network plugin enforces them, a path the guide forbids is
+refused. The paths come from the guide's architecture graph, written once in
+``manifests/README.md`` (``pytest_codelab.deploy.graph``), never from the policies under test.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from pytest_codelab.deploy.graph import INGRESS_CONTROLLER, Edge, guide_graph
+from pytest_codelab.deploy.manifests import DEFAULT_INGRESS_NAMESPACE
 from pytest_codelab.k8s import podtools
 from pytest_codelab.k8s.diagnostics import pod_summary
 from pytest_codelab.k8s.netpolicy import (
@@ -29,15 +34,10 @@ from pytest_codelab.k8s.services import endpoint_addresses, service_pods
 from pytest_codelab.k8s.stack import StackInfo
 from pytest_codelab.scenarios.connectivity import CONNECT_TIMEOUT, run_check
 
-#: The Services of the seed deployment and their ports.
-SERVICES = {
-    "gateway": 8000,
-    "agent-runtime": 8001,
-    "auth-service": 8003,
-    "llm-proxy": 4000,
-    "postgres": 5432,
-    "redis": 6379,
-}
+#: The guide's architecture graph (manifests/README.md): the expected side of every check here.
+GRAPH = guide_graph()
+#: The Services of the seed deployment and their ports, as the graph states them.
+SERVICES = GRAPH.ports()
 #: Pods that carry python3 (the CodeLab images): sources of in-cluster checks.
 PYTHON_SOURCES = ("gateway", "agent-runtime", "auth-service")
 
@@ -59,16 +59,31 @@ class Path:
         return f"{self.source}->{self.target}"
 
 
-PATHS = (
-    Path("gateway", "agent-runtime", "http", "AGENT_RUNTIME_URL=http://agent-runtime:8001"),
-    Path("gateway", "auth-service", "http", "AUTH_SERVICE_URL=http://auth-service:8003"),
-    Path("gateway", "postgres", "postgres", "DATABASE_URL"),
-    Path("agent-runtime", "postgres", "postgres", "DATABASE_URL"),
-    Path("agent-runtime", "redis", "redis", "REDIS_URL"),
-    Path("agent-runtime", "llm-proxy", "llm", "LLM_PROXY_URL=http://llm-proxy:4000"),
-    Path("auth-service", "postgres", "postgres", "DATABASE_URL"),
-    Path("auth-service", "redis", "redis", "REDIS_URL"),
-)
+#: How to exercise an edge into each target from the source pod: (check, setting).
+HOW = {
+    "agent-runtime": ("http", "AGENT_RUNTIME_URL=http://agent-runtime:8001"),
+    "auth-service": ("http", "AUTH_SERVICE_URL=http://auth-service:8003"),
+    "postgres": ("postgres", "DATABASE_URL"),
+    "redis": ("redis", "REDIS_URL"),
+    "llm-proxy": ("llm", "LLM_PROXY_URL=http://llm-proxy:4000"),
+}
+
+
+def documented_paths(edges: tuple[Edge, ...]) -> tuple[Path, ...]:
+    """The graph's in-namespace edges as checks (the ingress controller's edges are
+    test_ingress.py's); an edge into a target without a way to exercise it is an error at
+    collection, never a silently dropped path."""
+    paths = []
+    for edge in edges:
+        if edge.source == INGRESS_CONTROLLER:
+            continue
+        if edge.target not in HOW:
+            raise ValueError(f"no check for the graph's edge {edge.describe()}: add it to HOW")
+        paths.append(Path(edge.source, edge.target, *HOW[edge.target]))
+    return tuple(paths)
+
+
+PATHS = documented_paths(GRAPH.allowed())
 
 
 # ----------------------------------------------------------------- helpers
@@ -191,52 +206,175 @@ def test_documented_path_works(
     assert ok, f"{path.id} from pod/{pod.metadata.name}: {detail}"
 
 
-@pytest.mark.requirement("5.2/network-policies: a path the NetworkPolicies forbid is refused")
+@dataclass(frozen=True)
+class Source:
+    """Who opens a path: the labels of its pods and of its namespace."""
+
+    labels: dict[str, str]
+    namespace_labels: dict[str, str]
+    same_namespace: bool
+
+
+def ingress_controller_source(core: client.CoreV1Api) -> Source:
+    """The ingress controller as a source: its namespace's labels and its controller pod's
+    (the standard ingress-nginx labels when its pods cannot be listed)."""
+    ns = DEFAULT_INGRESS_NAMESPACE
+    labels = {
+        "app.kubernetes.io/name": "ingress-nginx",
+        "app.kubernetes.io/component": "controller",
+    }
+    try:
+        pods = core.list_namespaced_pod(ns).items
+    except ApiException:
+        pods = []
+    found = [p for p in pods if (p.metadata.labels or {}).get("app.kubernetes.io/component")]
+    if found or pods:
+        labels = dict((found or pods)[0].metadata.labels or {})
+    return Source(labels, namespace_labels(core, ns), same_namespace=False)
+
+
+def policy_verdict(
+    policies: list[client.V1NetworkPolicy],
+    edge: Edge,
+    endpoints: dict[str, Endpoint],
+    sources: dict[str, Source],
+) -> tuple[bool, list[str]]:
+    """Would the policies admit ``edge`` (its source's pods to its target's port)?"""
+    target, source = endpoints[edge.target], sources[edge.source]
+    return ingress_verdict(
+        policies,
+        target.labels,
+        target.target_port,
+        target.port_name,
+        source.labels,
+        source.namespace_labels,
+        same_namespace=source.same_namespace,
+    )
+
+
+def policy_problems(
+    policies: list[client.V1NetworkPolicy],
+    endpoints: dict[str, Endpoint],
+    sources: dict[str, Source],
+) -> list[str]:
+    """Where the policies and the guide's graph disagree: a forbidden path some policy
+    admits (or that no policy covers: no default deny), a graph path none admits."""
+    problems = []
+    for edge in GRAPH.forbidden():
+        admitted, selecting = policy_verdict(policies, edge, endpoints, sources)
+        if admitted:
+            # Name the policies whose own rules admit it (each judged alone).
+            by = [
+                p.metadata.name
+                for p in policies
+                if policy_verdict([p], edge, endpoints, sources) == (True, [p.metadata.name])
+            ]
+            why = (
+                f"admitted by a rule of {', '.join(by or selecting)}"
+                if selecting
+                else f"no policy selects {edge.target} (no default deny)"
+            )
+            problems.append(f"forbidden path {edge.describe()}: {why}")
+    for edge in GRAPH.allowed():
+        admitted, selecting = policy_verdict(policies, edge, endpoints, sources)
+        if not admitted:
+            problems.append(
+                f"guide path {edge.describe()} is admitted by no rule of "
+                f"{', '.join(selecting) or 'the policies'}"
+            )
+    return problems
+
+
+@pytest.mark.requirement(
+    "5.2/policy-admits: the NetworkPolicies admit the guide's paths and no other"
+)
+def test_policies_admit_only_the_guide_paths(
+    codelab_stack: StackInfo,
+    core_v1: client.CoreV1Api,
+    network_policies: list[client.V1NetworkPolicy],
+) -> None:
+    """Judged on the namespace's NetworkPolicy objects, so it needs no enforcing network
+    plugin: every path of the guide's graph (manifests/README.md) is admitted, and every
+    other ordered pair of components (the ingress controller to any but the gateway and
+    auth-service included) is admitted by no policy. A target that no policy selects (no
+    default deny) admits every path into it; the failure names the path and the policies."""
+    ns = codelab_stack.namespace
+    ns_labels = namespace_labels(core_v1, ns)
+    endpoints = {name: service_endpoint(core_v1, ns, name, port) for name, port in SERVICES.items()}
+    sources = {
+        name: Source(dict(endpoint.labels), ns_labels, same_namespace=True)
+        for name, endpoint in endpoints.items()
+    }
+    sources[INGRESS_CONTROLLER] = ingress_controller_source(core_v1)
+    names = sorted(p.metadata.name for p in network_policies) or ["none"]
+    problems = policy_problems(network_policies, endpoints, sources)
+    assert not problems, (
+        f"the NetworkPolicies of {ns} ({', '.join(names)}) do not match the guide's graph "
+        f"({len(problems)} paths):\n" + "\n".join(problems)
+    )
+
+
+@pytest.mark.requirement("5.2/network-policies: a path the guide forbids is refused")
 def test_forbidden_paths_are_refused(
     codelab_stack: StackInfo,
     core_v1: client.CoreV1Api,
     pod_exec: Exec,
     network_policies: list[client.V1NetworkPolicy],
 ) -> None:
-    """For every CodeLab source pod and Service port the namespace's NetworkPolicies do not
-    admit, a TCP connection fails, while the same source still reaches a port they admit.
-    Skips when there are no policies, or when a forbidden connection succeeds: then the
-    network plugin does not enforce NetworkPolicies."""
+    """Enforcement: from every CodeLab source pod, a TCP connection on a path the guide's
+    graph forbids fails, while the same source still reaches its graph paths. Whether the
+    network plugin enforces policies at all is told by a path the policies themselves
+    refuse: when that one connects, the plugin does not enforce and the test skips (what
+    the policies say is test_policies_admit_only_the_guide_paths's verdict)."""
     ns = codelab_stack.namespace
     if not network_policies:
-        pytest.skip(f"namespace {ns} has no NetworkPolicies")
+        pytest.skip(
+            f"namespace {ns} has no NetworkPolicies: nothing to enforce "
+            "(test_policies_admit_only_the_guide_paths fails for it)"
+        )
     ns_labels = namespace_labels(core_v1, ns)
-    endpoints = [service_endpoint(core_v1, ns, name, port) for name, port in SERVICES.items()]
-    forbidden: list[tuple[client.V1Pod, Endpoint, list[str]]] = []
-    allowed: dict[str, Endpoint] = {}
-    for source in PYTHON_SOURCES:
-        pod = source_pod(core_v1, ns, source)
-        for endpoint in endpoints:
-            if endpoint.service == source:
-                continue
-            ok, selecting = admits(network_policies, endpoint, pod, ns_labels)
-            if ok:
-                allowed.setdefault(source, endpoint)
-            else:
-                forbidden.append((pod, endpoint, selecting))
-    if not forbidden:
-        pytest.skip(f"the NetworkPolicies of {ns} forbid no path between CodeLab services")
-    failures = []
-    for index, (pod, endpoint, selecting) in enumerate(forbidden):
-        target = f"{endpoint.service}:{endpoint.port}"
-        ok, detail = run_check(pod_exec, pod, "tcp", f"TARGET={target}")
-        if ok and index == 0:
-            pytest.skip(
-                "the network plugin does not enforce NetworkPolicies: "
-                f"pod/{pod.metadata.name} connected to {target}, which no policy admits "
-                f"(policies selecting it: {', '.join(selecting)})"
-            )
-        if ok:
-            failures.append(f"pod/{pod.metadata.name} -> {target} connected ({detail})")
-    for source, endpoint in allowed.items():
-        pod = source_pod(core_v1, ns, source)
-        target = f"{endpoint.service}:{endpoint.port}"
-        ok, detail = run_check(pod_exec, pod, "tcp", f"TARGET={target}")
+    endpoints = {name: service_endpoint(core_v1, ns, name, port) for name, port in SERVICES.items()}
+    pods = {source: source_pod(core_v1, ns, source) for source in PYTHON_SOURCES}
+    forbidden = [e for e in GRAPH.forbidden() if e.source in pods]
+    refused_by_policy = []
+    for edge in forbidden:
+        ok, selecting = admits(
+            network_policies, endpoints[edge.target], pods[edge.source], ns_labels
+        )
         if not ok:
-            failures.append(f"pod/{pod.metadata.name} -> {target} (admitted) failed: {detail}")
+            refused_by_policy.append((edge, selecting))
+    if not refused_by_policy:
+        pytest.skip(
+            f"the NetworkPolicies of {ns} refuse no path a CodeLab pod could try, so enforcement "
+            "cannot be told (test_policies_admit_only_the_guide_paths fails for it)"
+        )
+    probe, selecting = refused_by_policy[0]
+    target = f"{probe.target}:{probe.port}"
+    ok, detail = run_check(pod_exec, pods[probe.source], "tcp", f"TARGET={target}")
+    if ok:
+        pytest.skip(
+            "the network plugin does not enforce NetworkPolicies: "
+            f"pod/{pods[probe.source].metadata.name} connected to {target}, which no policy "
+            f"admits (policies selecting it: {', '.join(selecting)})"
+        )
+    failures = []
+    for edge in forbidden:
+        if edge == probe:
+            continue
+        target = f"{edge.target}:{edge.port}"
+        ok, detail = run_check(pod_exec, pods[edge.source], "tcp", f"TARGET={target}")
+        if ok:
+            failures.append(
+                f"pod/{pods[edge.source].metadata.name} -> {target} connected ({detail}): "
+                "the guide forbids it"
+            )
+    for edge in GRAPH.allowed():
+        if edge.source not in pods:
+            continue
+        target = f"{edge.target}:{edge.port}"
+        ok, detail = run_check(pod_exec, pods[edge.source], "tcp", f"TARGET={target}")
+        if not ok:
+            failures.append(
+                f"pod/{pods[edge.source].metadata.name} -> {target} (a guide path) failed: {detail}"
+            )
     assert not failures, "NetworkPolicies not honoured:\n" + "\n".join(failures)

@@ -2,8 +2,9 @@
 
 Through the ingress address with the configured host: ``/api/v1/...`` reaches the gateway,
 ``/oauth/...`` reaches auth-service, other paths reach neither; TLS for the host is served
-from the Ingress's TLS Secret; the ``proxy-body-size`` annotation is enforced. Who answered
-is told by the services' ``X-Served-By`` header (the pod's hostname, images/README.md).
+from the Ingress's TLS Secret; the expected ``proxy-body-size`` (the guide's 50m) is enforced.
+Who answered is told by the services' ``X-Served-By`` header (the pod's hostname,
+images/README.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from kubernetes import client
 from pytest_codelab.clients.ingress import IngressClient, Result
 from pytest_codelab.clients.tls import VerificationFailed
 from pytest_codelab.deploy.credentials import GATE_CLIENT_ID
+from pytest_codelab.deploy.expected import Expectation
 from pytest_codelab.deploy.quantity import parse_nginx_size
 from pytest_codelab.k8s.services import service_pod_names
 from pytest_codelab.k8s.stack import StackInfo
@@ -160,19 +162,20 @@ def _fingerprint(der: bytes) -> str:
 
 
 @pytest.fixture
-def body_limit(codelab_ingress: client.V1Ingress, codelab_cluster: ClusterHandle) -> int:
-    """The Ingress's proxy-body-size in bytes; skips when there is none to check, or when
-    the cluster's controller is known not to implement it (a gap of the test cluster, not
-    of the deployment)."""
-    annotations = codelab_ingress.metadata.annotations or {}
-    text = annotations.get(BODY_SIZE_ANNOTATION)
-    if text is None:
-        pytest.skip(f"ingress/{codelab_ingress.metadata.name} sets no {BODY_SIZE_ANNOTATION}")
+def body_limit(codelab_expected: Expectation, codelab_cluster: ClusterHandle) -> int:
+    """The expected proxy-body-size in bytes: the guide's (``50m``) or --codelab-expect's,
+    never the live annotation (a check that reads its limit from the Ingress under test
+    passes whatever limit it has, or none). Skips when the expectation states no limit, or
+    when the cluster's controller is known not to implement it (a gap of the test cluster,
+    not of the deployment)."""
+    figure = codelab_expected.ingress_annotations().get(BODY_SIZE_ANNOTATION)
+    if figure is None:
+        pytest.skip(f"the expectation states no {BODY_SIZE_ANNOTATION}: no limit to check")
     if BODY_SIZE_ANNOTATION in codelab_cluster.ingress_gaps:
         pytest.skip(f"{BODY_SIZE_ANNOTATION}: {codelab_cluster.ingress_gaps[BODY_SIZE_ANNOTATION]}")
-    limit = parse_nginx_size(text)
+    limit = parse_nginx_size(str(figure.value))
     if limit == 0:
-        pytest.skip(f"{BODY_SIZE_ANNOTATION} is 0: no limit to check")
+        pytest.skip(f"{BODY_SIZE_ANNOTATION} is 0 ({figure.key}): no limit to check")
     return limit
 
 
@@ -181,10 +184,11 @@ def body_limit(codelab_ingress: client.V1Ingress, codelab_cluster: ClusterHandle
 def test_body_size_limit(
     ingress_target: IngressClient, body_limit: int, backends: dict[str, set[str]]
 ) -> None:
-    """A streamed body just under the annotation's limit passes: the ingress hands it to
-    the gateway and it is not refused as too large (without a token the gateway reads it
-    and answers 401). One just over the limit is refused by the ingress with 413 and never
-    reaches the gateway."""
+    """A streamed body just under the expected limit passes: the ingress hands it to the
+    gateway and it is not refused as too large (without a token the gateway reads it and
+    answers 401). One just over the limit is refused by the ingress with 413 and never
+    reaches the gateway. An Ingress with a lower limit (or none: ingress-nginx's default is
+    1m) refuses the first; one with a higher limit, or none enforced, passes the second."""
     problems = []
     size = body_limit - BODY_MARGIN
     under = ingress_target.upload("/api/v1/sessions", size)

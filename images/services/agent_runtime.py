@@ -12,12 +12,10 @@ When INTERNAL_API_KEY is set, /api/v1/* requires X-Internal-Api-Key (sent by the
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -31,10 +29,10 @@ from codelab_common import (
     log,
     redact_url,
     run,
+    work_response,
 )
 
 PORT = 8001
-MAX_WORK = int(os.environ.get("MAX_WORK_ROUNDS", "20000000"))
 CACHE_TTL = int(os.environ.get("SESSION_CACHE_TTL", "3600"))
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -49,14 +47,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 )
 """
-
-
-def work(rounds: int, seed: str = "codelab") -> str:
-    """``rounds`` chained SHA-256 hashes: deterministic, CPU-bound, linear in ``rounds``."""
-    digest = seed.encode()
-    for _ in range(rounds):
-        digest = hashlib.sha256(digest).digest()
-    return digest.hex()
 
 
 class Postgres:
@@ -308,23 +298,7 @@ def create_app(
         denied = authorized(req)
         if denied:
             return denied
-        try:
-            rounds = int(req.query.get("n", "10000"))
-        except ValueError:
-            return error(400, "n must be an integer")
-        if not 0 <= rounds <= MAX_WORK:
-            return error(400, f"n must be between 0 and {MAX_WORK}")
-        started = time.monotonic()
-        digest = work(rounds)
-        return Response(
-            200,
-            {
-                "n": rounds,
-                "digest": digest,
-                "served_by": HOSTNAME,
-                "ms": round((time.monotonic() - started) * 1000, 1),
-            },
-        )
+        return work_response(req)
 
     @app.route("GET", "/api/v1/whoami")
     def whoami(req: Request) -> Response:

@@ -4,6 +4,8 @@ POST /oauth/token   client_credentials (form, JSON or HTTP Basic); the client se
                     equal OAUTH2_CLIENT_SECRET; returns a JWT signed with JWT_SECRET_KEY.
 GET  /oauth/verify  Authorization: Bearer <jwt> -> 200 claims | 401.
 POST /oauth/introspect  RFC 7662 (token=...) -> {"active": bool, ...}.
+GET  /oauth/work?n=N  with a valid bearer token: N rounds of SHA-256 (CPU for HPA tests,
+                    the same contract as agent-runtime's /api/v1/work); 401 without one.
 Stateless on purpose: tokens stay verifiable when PostgreSQL or Redis are down.
 """
 
@@ -28,6 +30,7 @@ from codelab_common import (
     jwt_encode,
     log,
     run,
+    work_response,
 )
 
 ISSUER = os.environ.get("JWT_ISSUER", "codelab-auth-service")
@@ -135,6 +138,19 @@ def create_app(jwt_secret: str, client_secret: str, client_id: str | None = None
             return _oauth_error(400, "invalid_request", "unreadable body")
         claims, _why = _check(form.get("token"))
         return Response(200, {"active": True, **claims} if claims else {"active": False})
+
+    @app.route("GET", "/oauth/work")
+    def do_work(req: Request) -> Response:
+        # CPU that scales with the load, so auth-service-hpa can be driven through the
+        # Ingress like the others; a token is required so anonymous callers burn nothing.
+        claims, why = _check(bearer_token(req.headers))
+        if claims is None:
+            return Response(
+                401,
+                {"error": "invalid_token", "error_description": why},
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return work_response(req)
 
     @app.route("GET", "/oauth/.well-known")
     def metadata(req: Request) -> Response:

@@ -1,8 +1,10 @@
 """Shared runtime of the reference CodeLab services (stdlib only).
 
 Why one module: the three services must behave the same way where the gate checks them:
-/health and /version, one JSON log line per request (never a secret), HS256 JWTs, and a
-clean drain on SIGTERM (stop accepting, finish in-flight requests, exit 0).
+/health and /version, one JSON log line per request (never a secret), HS256 JWTs, a
+clean drain on SIGTERM (stop accepting, finish in-flight requests, exit 0), and one
+fault-injection hook for the gate's liveness check (SIGUSR1: /health fails, the process
+lives on; see FAULT_HOOK).
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT_SECONDS", "25"))
 #: limit is the ingress's job (proxy-body-size), so a large upload must reach the service,
 #: not kill the connection or the pod's memory.
 MAX_BUFFERED_BODY = int(os.environ.get("MAX_BUFFERED_BODY_BYTES", str(10 * 1024 * 1024)))
+#: The test contract's fault hook, advertised in /version as ``fault_hooks``. SIGUSR1 makes
+#: /health answer 503 from then on while the process keeps serving everything else, so the
+#: kubelet restarts the container *because its liveness probe fails* (a dead process proves
+#: only that exits are restarted). Why a signal: from inside the container nothing can stop
+#: PID 1 (the kernel drops SIGSTOP/SIGKILL sent to a pid-namespace init from within it), but
+#: a signal with a handler is delivered, and a signal needs no port, route or credential.
+FAULT_HOOK = "SIGUSR1:fail-health"
+#: The largest N a CPU-burning ``work`` route accepts (bounded: a route must not let a caller
+#: pin a core for minutes).
+MAX_WORK = int(os.environ.get("MAX_WORK_ROUNDS", "20000000"))
 _log_lock = threading.Lock()
 
 
@@ -295,6 +307,38 @@ def too_large(req: Request) -> Response:
     return error(413, "request body too large", size=req.oversize, limit=MAX_BUFFERED_BODY)
 
 
+def work(rounds: int, seed: str = "codelab") -> str:
+    """``rounds`` chained SHA-256 hashes: deterministic, CPU-bound, linear in ``rounds``; the
+    one CPU burn of the services' ``work`` routes (HPA tests), so every service's costs the
+    same per round."""
+    digest = seed.encode()
+    for _ in range(rounds):
+        digest = hashlib.sha256(digest).digest()
+    return digest.hex()
+
+
+def work_response(req: Request) -> Response:
+    """The ``work`` routes' contract: ``?n=N`` (default 10000, 0..MAX_WORK, else 400) rounds
+    of :func:`work`; 200 ``{"n","digest","served_by","ms"}``."""
+    try:
+        rounds = int(req.query.get("n", "10000"))
+    except ValueError:
+        return error(400, "n must be an integer")
+    if not 0 <= rounds <= MAX_WORK:
+        return error(400, f"n must be between 0 and {MAX_WORK}")
+    started = time.monotonic()
+    digest = work(rounds)
+    return Response(
+        200,
+        {
+            "n": rounds,
+            "digest": digest,
+            "served_by": HOSTNAME,
+            "ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
+
+
 Route = Callable[[Request], Response]
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -311,6 +355,8 @@ class App:
         self.routes: list[tuple[str, str, bool, Route]] = []
         self.health_check: HealthCheck = lambda: (True, {})
         self.draining = threading.Event()
+        #: Set by the fault hook (SIGUSR1): /health fails until the process is restarted.
+        self.failing = threading.Event()
         self.server: Server | None = None
         self.started = time.time()
 
@@ -328,6 +374,10 @@ class App:
         if req.path in ("/health", "/healthz", "/readyz") and req.method in ("GET", "HEAD"):
             if self.draining.is_set():
                 return Response(503, {"status": "draining", "service": self.name})
+            if self.failing.is_set():
+                return Response(
+                    503, {"status": "failing", "service": self.name, "fault": FAULT_HOOK}
+                )
             ok, checks = self.health_check()
             return Response(
                 200 if ok else 503,
@@ -343,6 +393,7 @@ class App:
                     "version": self.version,
                     "hostname": HOSTNAME,
                     "uptime_seconds": round(time.time() - self.started, 1),
+                    "fault_hooks": [FAULT_HOOK],
                 },
             )
         allowed: list[str] = []
@@ -380,11 +431,20 @@ class App:
         timer.daemon = True
         timer.start()
 
+    def fail_health(self) -> None:
+        """The fault hook (FAULT_HOOK): /health answers 503 from now on; nothing else changes,
+        so only a liveness probe on /health can notice, and only a restart undoes it."""
+        if not self.failing.is_set():
+            self.failing.set()
+            log("fault_injected", hook=FAULT_HOOK)
+
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
-        """Serve until SIGTERM/SIGINT, drain, return the exit code (0 on a clean drain)."""
+        """Serve until SIGTERM/SIGINT, drain, return the exit code (0 on a clean drain).
+        SIGUSR1 is the fault hook (FAULT_HOOK)."""
         server = self.make_server(host, port)
         signal.signal(signal.SIGTERM, lambda *_: self.shutdown())
         signal.signal(signal.SIGINT, lambda *_: self.shutdown())
+        signal.signal(signal.SIGUSR1, lambda *_: self.fail_health())
         log("listening", port=server.server_address[1], version=self.version)
         try:
             server.serve_forever(poll_interval=0.2)

@@ -105,3 +105,22 @@ def test_traffic_against_a_dead_target_records_errors(closed_port: int) -> None:
     assert len(report.failures) == 3
     assert "3 failed" in report.summary()
     assert "statuses {error: 3}" in report.summary()
+
+
+def test_traffic_sends_its_body_and_headers_with_every_request(http_url: str) -> None:
+    """A POST path (a session through the Ingress) gets the same body every time."""
+    body = b'{"prompt": "x"}'
+    run = Traffic(
+        IngressClient(http_url),
+        "/upload",
+        method="POST",
+        body=body,
+        headers={"Content-Type": "application/json"},
+        interval=0,
+        max_requests=3,
+    )
+    with run:
+        run.wait_for(3, timeout=10)
+    results = run.report().results
+    assert len(results) == 3
+    assert all(r.ok and r.get("received") == len(body) for r in results), results

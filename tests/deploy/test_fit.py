@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_codelab.deploy.fit import Fit, apply_fit, describe_unfitted, fit_for, fitted
+from pytest_codelab.deploy.fit import (
+    Fit,
+    apply_fit,
+    describe_unfitted,
+    fit_for,
+    fitted,
+    fitted_hpa_bounds,
+)
 from pytest_codelab.deploy.manifests import load_manifests, object_id, render
 from pytest_codelab.deploy.quantity import parse_quantity
 from pytest_codelab.deploy.rules.registry import check_objects
@@ -199,3 +206,20 @@ def test_nothing_to_scale() -> None:
 def test_fitted_for_scripts(intent: list[Obj], small: Fit) -> None:
     assert fitted(intent, "prod") == intent
     assert fitted(intent, "small") == apply_fit(intent, small)[0]
+
+
+def test_fitted_hpa_bounds_are_what_the_fit_gives_the_rendered_hpas(
+    small: Fit, intent: list[Obj]
+) -> None:
+    """The expected side of the autoscaling suite: the guide's bounds through the same fit."""
+    deployed, _ = apply_fit(intent, small)
+    for hpa in (o for o in intent if o["kind"] == "HorizontalPodAutoscaler"):
+        spec, ref = hpa["spec"], hpa["spec"]["scaleTargetRef"]
+        live = find(deployed, "HorizontalPodAutoscaler", hpa["metadata"]["name"])["spec"]
+        bounds = fitted_hpa_bounds(
+            small, ref["kind"], ref["name"], spec.get("minReplicas"), spec["maxReplicas"]
+        )
+        assert bounds == (live.get("minReplicas"), live["maxReplicas"])
+    assert fitted_hpa_bounds(small, "Deployment", "gateway", 3, 10) == (3, 6)
+    assert fitted_hpa_bounds(small, "Deployment", "auth-service", 2, 2) == (2, 2)  # kept stuck
+    assert fitted_hpa_bounds(None, "Deployment", "gateway", 3, 10) == (3, 10)

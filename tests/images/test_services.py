@@ -61,8 +61,8 @@ def test_redact_url() -> None:
 
 
 def test_work_is_deterministic_and_grows() -> None:
-    assert agent_runtime.work(0) == b"codelab".hex()
-    assert agent_runtime.work(2) == hashlib.sha256(hashlib.sha256(b"codelab").digest()).hexdigest()
+    assert codelab_common.work(0) == b"codelab".hex()
+    assert codelab_common.work(2) == hashlib.sha256(hashlib.sha256(b"codelab").digest()).hexdigest()
 
 
 @pytest.fixture
@@ -272,7 +272,7 @@ def test_agent_runtime_without_backends(serve: Any) -> None:
     status, body, _ = _call(
         "GET", f"{url}/api/v1/work?n=1000", headers={"X-Internal-Api-Key": "internal"}
     )
-    assert status == 200 and body["digest"] == agent_runtime.work(1000)
+    assert status == 200 and body["digest"] == codelab_common.work(1000)
     status, _, _ = _call(
         "GET", f"{url}/api/v1/work?n=-1", headers={"X-Internal-Api-Key": "internal"}
     )
@@ -402,6 +402,51 @@ def test_sigterm_finishes_in_flight_request_and_exits_0(tmp_path: Path) -> None:
     assert "sk-must-not-appear" not in out
 
 
+def test_sigusr1_fails_health_only_until_restart() -> None:
+    """The fault hook of the test contract: after SIGUSR1, /health answers 503 (what a
+    liveness probe sees) while the process lives and serves everything else; /version
+    advertises the hook so the gate can tell a build without it."""
+    from pytest_codelab.k8s.waiting import wait_until
+
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "SERVICE_NAME": "gateway"}
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(SERVICES / "gateway.py")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> tuple[bool, str]:
+        try:
+            return _call("GET", f"{base}/version")[0] == 200, "answered"
+        except OSError as exc:
+            return False, str(exc)
+
+    try:
+        wait_until(answers, timeout=15, what="gateway to listen", interval=0.1)
+        assert _call("GET", f"{base}/version")[1]["fault_hooks"] == [codelab_common.FAULT_HOOK]
+        assert _call("GET", f"{base}/health")[0] == 200
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(
+            lambda: (_call("GET", f"{base}/health")[0] == 503, "health still 200"),
+            timeout=5,
+            what="/health to fail after SIGUSR1",
+            interval=0.05,
+        )
+        status, body, _ = _call("GET", f"{base}/health")
+        assert status == 503 and body["fault"] == codelab_common.FAULT_HOOK
+        assert _call("GET", f"{base}/livez")[0] == 200
+        assert _call("GET", f"{base}/version")[0] == 200
+        assert proc.poll() is None, "SIGUSR1 must not end the process"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_auth_service_exits_1_without_secrets() -> None:
     env = {
         k: v for k, v in os.environ.items() if k not in ("JWT_SECRET_KEY", "OAUTH2_CLIENT_SECRET")
@@ -415,3 +460,20 @@ def test_auth_service_exits_1_without_secrets() -> None:
     )
     assert proc.returncode == 1
     assert "JWT_SECRET_KEY" in proc.stdout and "OAUTH2_CLIENT_SECRET" in proc.stdout
+
+
+def test_auth_service_work_needs_a_token_and_burns_like_agent_runtime(serve: Any) -> None:
+    """/oauth/work: the same contract as agent-runtime's /api/v1/work, behind a bearer token
+    (the HPA load drives auth-service with it; anonymous callers burn nothing)."""
+    url = serve(auth_service.create_app("jwt-key", "client-secret"))
+    assert _call("GET", f"{url}/oauth/work?n=10")[0] == 401
+    _, body, _ = _call(
+        "POST",
+        f"{url}/oauth/token",
+        "grant_type=client_credentials&client_id=ci&client_secret=client-secret",
+    )
+    auth = {"Authorization": f"Bearer {body['access_token']}"}
+    status, body, _ = _call("GET", f"{url}/oauth/work?n=1000", headers=auth)
+    assert status == 200 and body["digest"] == codelab_common.work(1000) and body["n"] == 1000
+    assert _call("GET", f"{url}/oauth/work?n=-1", headers=auth)[0] == 400
+    assert _call("GET", f"{url}/oauth/work?n=x", headers=auth)[0] == 400

@@ -45,3 +45,19 @@ def test_a_selecting_policy_admits_only_its_peers() -> None:
     refused = ingress_verdict([allow], {"app": "redis"}, 6379, None, {"app": "gateway"}, {})
     assert admitted == (True, ["allow-agent"])
     assert refused == (False, ["allow-agent"])
+
+
+def test_a_pod_selector_peer_never_matches_a_source_of_another_namespace() -> None:
+    """The ingress controller lives in its own namespace: a peer without namespaceSelector
+    means the policy's namespace, so it must not admit the controller."""
+    allow = policy(
+        "allow-any-pod",
+        {"app": "redis"},
+        [{"pod_selector": client.V1LabelSelector(match_labels={})}],
+    )
+    inside = ingress_verdict([allow], {"app": "redis"}, 6379, None, {"x": "y"}, {})
+    outside = ingress_verdict(
+        [allow], {"app": "redis"}, 6379, None, {"x": "y"}, {}, same_namespace=False
+    )
+    assert inside == (True, ["allow-any-pod"])
+    assert outside == (False, ["allow-any-pod"])

@@ -45,6 +45,7 @@ def test_every_requirement_marker_of_the_suites_maps_to_a_promise(
     checked = {promise_for(marker_key(t)).id for t in texts}  # type: ignore[union-attr]
     # Every promise but the ones whose tests are still to come has a test in the suites.
     assert {"probes", "vpa", "undo-to-revision", "backup-restore", "best-practices"} <= checked
+    assert {"network-policies", "network-isolation"} <= checked
     assert {"autoscaling/gateway-hpa", "autoscaling/agent-runtime-hpa"} <= checked
 
 
@@ -60,6 +61,8 @@ def test_every_requirement_marker_of_the_suites_maps_to_a_promise(
         ("2.8/resources/gateway: x", "best-practices"),
         ("5.3/autoscaling/gateway-hpa: scales out", "autoscaling/gateway-hpa"),
         ("6/autoscaling/auth-service-hpa: scales out", "autoscaling/auth-service-hpa"),
+        ("5.2/policy-admits: the policies admit the graph", "network-policies"),
+        ("5.2/network-policies: enforced", "network-isolation"),
     ],
 )
 def test_marker_keys_map_by_the_documented_rule(text: str, expected: str) -> None:

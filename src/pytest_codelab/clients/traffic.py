@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -115,7 +115,8 @@ class Traffic:
 
     ``with Traffic(client, "/api/v1/whoami") as traffic: ...; report = traffic.report()``.
     Bounded: it stops by itself after ``max_requests`` requests or ``max_seconds``
-    (reported in ``TrafficReport.stopped``); ``interval`` is the pause between requests.
+    (reported in ``TrafficReport.stopped``); ``interval`` is the pause between requests;
+    ``body`` and ``headers`` go with every request (a POST path, a JSON body).
     """
 
     def __init__(
@@ -130,6 +131,8 @@ class Traffic:
         expect: Callable[[Result], bool] = default_expect,
         keepalive: bool = True,
         timeout: float | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if not 0 < max_requests <= MAX_REQUESTS:
             raise ValueError(f"max_requests must be in 1..{MAX_REQUESTS}, not {max_requests}")
@@ -146,6 +149,8 @@ class Traffic:
         self.expect = expect
         self.keepalive = keepalive
         self.timeout = timeout
+        self.body = body
+        self.headers = dict(headers or {})
         self._results: list[Result] = []
         self._markers: list[Marker] = []
         self._lock = threading.Lock()
@@ -225,7 +230,12 @@ class Traffic:
                     self._stopped = f"limit of {self.max_seconds:g}s reached"
                     return
                 result = session.request(
-                    self.method, self.path, expect=self.expect, timeout=self.timeout
+                    self.method,
+                    self.path,
+                    body=self.body,
+                    headers=self.headers,
+                    expect=self.expect,
+                    timeout=self.timeout,
                 )
                 with self._lock:
                     self._results.append(result)

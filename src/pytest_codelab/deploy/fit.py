@@ -275,3 +275,26 @@ def _fit_models(objects: Sequence[Obj], caps: Values, report: FitReport) -> None
             report.models.add(str(name))
     if report.models:
         data[LLM_PROXY_CONFIG[1]] = yaml.safe_dump(config, sort_keys=False)
+
+
+def fitted_hpa_bounds(
+    fit: Fit | None, kind: str, workload: str, low: int | None, high: int | None
+) -> tuple[int | None, int | None]:
+    """The (minReplicas, maxReplicas) a stack deployed with ``fit`` has for an HPA of
+    ``kind/workload`` whose bounds are ``low``/``high``: the same pure function the gate
+    applies to the stack, applied to expected figures (e.g. the guide's 10 -> 6), so a
+    suite's expected side is the guide's, fitted, never read from the live HPA. None: no
+    fit (staging, ``prod``), the bounds as given."""
+    if fit is None:
+        return low, high
+    binding = next((b for b in BINDINGS if (b.kind, b.name) == (kind, workload)), None)
+    if binding is None:
+        return low, high
+    spec = {k: v for k, v in (("minReplicas", low), ("maxReplicas", high)) if v is not None}
+    hpa: Obj = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": f"{workload}-hpa"},
+        "spec": spec,
+    }
+    _fit_hpa(hpa, fit.caps.workload(binding.values_path), FitReport(fit.name))
+    return spec.get("minReplicas"), spec.get("maxReplicas")

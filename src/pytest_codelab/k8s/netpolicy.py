@@ -61,9 +61,13 @@ def ingress_verdict(
     port_name: str | None,
     source_labels: Mapping[str, str],
     namespace_labels: Mapping[str, str],
+    *,
+    same_namespace: bool = True,
 ) -> tuple[bool, list[str]]:
-    """Whether same-namespace ``source`` may open ``port`` on ``target`` under these
-    policies (ingress side only), and the names of the policies that select the target."""
+    """Whether ``source`` may open ``port`` on ``target`` under these policies (ingress side
+    only), and the names of the policies that select the target. ``namespace_labels`` are the
+    source's namespace's; ``same_namespace=False`` for a source outside the policies'
+    namespace (the ingress controller), which a peer without namespaceSelector never matches."""
     specs = [
         (name_of(p), p.spec or client.V1NetworkPolicySpec(pod_selector=None)) for p in policies
     ]
@@ -85,9 +89,10 @@ def ingress_verdict(
             for peer in rule._from:
                 if peer.ip_block is not None:
                     continue
-                ns_ok = peer.namespace_selector is None or selector_matches(
-                    peer.namespace_selector, namespace_labels
-                )
+                if peer.namespace_selector is None:
+                    ns_ok = same_namespace
+                else:
+                    ns_ok = selector_matches(peer.namespace_selector, namespace_labels)
                 pod_ok = peer.pod_selector is None or selector_matches(
                     peer.pod_selector, source_labels
                 )

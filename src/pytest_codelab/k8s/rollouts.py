@@ -1,15 +1,17 @@
-"""``kubectl set image / rollout history / rollout undo`` for one Deployment, through the API.
+"""``kubectl set image / rollout restart / history / undo`` for one Deployment, via the API.
 
 What the seed's "Обновление" section does with kubectl, done the way kubectl does it: a
-strategic merge patch for ``set image`` (recording the change cause like ``--record`` did),
-the ReplicaSets owned by the Deployment as its history, and kubectl's DeploymentRollbacker
-for ``undo``: copy a ReplicaSet's pod template (minus its pod-template-hash label) and
-annotations back into the Deployment. ``Snapshot`` puts a Deployment back as it was.
+strategic merge patch for ``set image`` and ``rollout restart`` (recording the change cause
+like ``--record`` did), the ReplicaSets owned by the Deployment as its history, and kubectl's
+DeploymentRollbacker for ``undo``: copy a ReplicaSet's pod template (minus its
+pod-template-hash label) and annotations back into the Deployment. ``Snapshot`` puts a
+Deployment back as it was.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -20,6 +22,8 @@ from pytest_codelab.k8s.stack import label_selector
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POD_TEMPLATE_HASH = "pod-template-hash"
+#: The pod-template annotation ``kubectl rollout restart`` sets.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 #: Deployment annotations ``kubectl rollout undo`` keeps instead of copying from the RS.
 UNDO_SKIPPED_ANNOTATIONS = frozenset(
     {
@@ -76,6 +80,20 @@ def set_image(
     apps.patch_namespaced_deployment(
         name, namespace, body, _content_type="application/strategic-merge-patch+json"
     )
+
+
+def restart(apps: client.AppsV1Api, namespace: str, name: str) -> str:
+    """``kubectl rollout restart deployment/NAME``: a new pod-template revision with the same
+    image (the restartedAt annotation), recording the change cause. Returns the timestamp."""
+    moment = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "metadata": {"annotations": {CHANGE_CAUSE: f"pytest-codelab: rollout restart {moment}"}},
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: moment}}}},
+    }
+    apps.patch_namespaced_deployment(
+        name, namespace, body, _content_type="application/strategic-merge-patch+json"
+    )
+    return moment
 
 
 def replica_sets(

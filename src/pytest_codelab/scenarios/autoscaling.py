@@ -3,7 +3,10 @@
 ``ScaleOut`` is the record of the run (the HPAs before it, the timeline, Locust's result, the
 notes): ``settle`` waits until the HPAs sit at minReplicas with CPU metrics, ``drive`` keeps
 the load on until every HPA under test scaled out and its new pods served traffic for a while
-(or the scale-out deadline passed), and ``save`` writes the record the report charts. After
+(or the scale-out deadline passed), and ``save`` writes the record the report charts. The
+replica bounds they wait for are the expected ones (:class:`Bounds`: the guide's, fitted like
+the deployed stack), never the live HPA's: an HPA whose bounds drifted must not move the
+goalposts of its own check. After
 the load, ``shortened_scale_down`` shortens the HPAs' scale-down stabilization window (only
 where the gate may: a namespace it created) and ``wait_back_at_min`` says when each came back.
 The suite judges what these recorded.
@@ -78,16 +81,28 @@ def pod_metrics_reason(
     return None
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The replica bounds and CPU utilization target (percent; None: none stated) an HPA must
+    have, from the expectation (``source`` names the keys and the fit, for messages)."""
+
+    min: int
+    max: int
+    source: str
+    cpu_target: int | None = None
+
+
 @dataclass
 class ScaleOut:
     """The module's load run and what the cluster did during it.
 
-    ``scaled`` maps each HPA under test to the ``app`` label of its pods; ``before`` holds the
-    pods of each app before the load.
+    ``scaled`` maps each HPA under test to the ``app`` label of its pods; ``bounds`` holds
+    each one's expected bounds; ``before`` holds the pods of each app before the load.
     """
 
     namespace: str
     scaled: Mapping[str, str]
+    bounds: Mapping[str, Bounds]
     hpas: dict[str, client.V2HorizontalPodAutoscaler]
     before: dict[str, set[str]]
     timeline: Timeline
@@ -120,8 +135,9 @@ class ScaleOut:
 
 
 def settle(run: ScaleOut, deadline: float) -> None:
-    """Wait until every HPA under test reports CPU and sits at minReplicas (an idle stack that
-    scaled out on its own would make the scale-out unprovable); WaitTimeout if not in time."""
+    """Wait until every HPA under test reports CPU and sits at its expected minReplicas (an
+    idle stack that scaled out on its own would make the scale-out unprovable); WaitTimeout if
+    not in time."""
 
     def steady() -> tuple[bool, str]:
         latest = {name: run.timeline.latest(name) for name in run.scaled}
@@ -130,17 +146,18 @@ def settle(run: ScaleOut, deadline: float) -> None:
             + (
                 "no sample yet"
                 if s is None
-                else f"{s.current} replicas (min {s.min}), cpu {s.cpu}%/{s.cpu_target}%"
+                else f"{s.current} replicas (expected min {run.bounds[name].min}, live min "
+                f"{s.min}), cpu {s.cpu}%/{s.cpu_target}%"
             )
             for name, s in latest.items()
-            if s is None or s.cpu is None or s.current > s.min
+            if s is None or s.cpu is None or s.current > run.bounds[name].min
         ]
         return not waiting, "; ".join(waiting)
 
     wait_until(
         steady,
         timeout=deadline,
-        what="HPAs steady at minReplicas with CPU metrics before any load",
+        what="HPAs steady at their expected minReplicas with CPU metrics before any load",
         interval=2,
     )
 
@@ -155,7 +172,7 @@ def drive(run: ScaleOut, locust: LocustRun, core: client.CoreV1Api, deadline: fl
             if hpa in ready_since:
                 continue
             latest = run.timeline.latest(hpa)
-            if latest is None or latest.current <= latest.min:
+            if latest is None or latest.current <= run.bounds[hpa].min:
                 continue
             new = [
                 p
@@ -251,8 +268,8 @@ def shortened_scale_down(
 
 
 def wait_back_at_min(run: ScaleOut, names: list[str], deadline: float) -> ScaleDown:
-    """When each HPA was first sampled back at minReplicas after now (None: not within
-    ``deadline``). Not in time is each test's verdict, not an error here."""
+    """When each HPA was first sampled back at its expected minReplicas after now (None: not
+    within ``deadline``). Not in time is each test's verdict, not an error here."""
     started = time.time()
     back: dict[str, float | None] = dict.fromkeys(names)
 
@@ -260,7 +277,7 @@ def wait_back_at_min(run: ScaleOut, names: list[str], deadline: float) -> ScaleD
         for name in back:
             latest = run.timeline.latest(name)
             if back[name] is None and latest and latest.t > started:
-                back[name] = latest.t if latest.current <= latest.min else None
+                back[name] = latest.t if latest.current <= run.bounds[name].min else None
         above = [name for name, t in back.items() if t is None]
         return not above, f"not yet at minReplicas: {', '.join(above)}"
 
