@@ -17,6 +17,8 @@ from pytest_codelab.deploy.secrets import CA_KEY
 from pytest_codelab.k8s import ingresses
 from pytest_codelab.k8s.stack import StackInfo
 from pytest_codelab.k8s.waiting import Timeouts, try_until
+from pytest_codelab.providers.base import ClusterHandle
+from pytest_codelab.scenarios import certificates
 from pytest_codelab.settings import Settings
 
 
@@ -40,6 +42,7 @@ def ingress_target(
     codelab_trust: Trust,
     core_v1: client.CoreV1Api,
     k8s_client: client.ApiClient,
+    codelab_cluster: ClusterHandle,
 ) -> IngressClient:
     """The client of the stack through its Ingress: the run's ingress URL, else the Ingress
     status address, with Host/SNI = --codelab-ingress-host (or the Ingress's own host when its
@@ -62,9 +65,14 @@ def ingress_target(
     secret = ingresses.tls_secret(codelab_ingress, host)
     trust = codelab_trust
     if secret:
+        certificates.wait_issued(k8s_client, codelab_stack.namespace, secret, codelab_timeouts)
         root = issuer_root(core_v1, codelab_stack.namespace, secret)
+        source = f"secret/{secret} {CA_KEY}"
+        if not root:  # an ACME issuer's Secret has no ca.crt: its root is published
+            root = certificates.published_root(k8s_client, codelab_cluster.issuer_root_proxy)
+            source = "the ACME issuer's published root"
         try:
-            trust = trust.adding(root, f"secret/{secret} {CA_KEY}")
+            trust = trust.adding(root, source)
         except ValueError as exc:
             pytest.fail(f"issuer root of {host}: {exc}", pytrace=False)
     conflicts = ingresses.conflicts(k8s_client, codelab_ingress, host)

@@ -22,13 +22,13 @@ Scale-down is checked only where the gate may shorten the HPA's scale-down stabi
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from pytest_codelab.clients.ingress import IngressClient
 from pytest_codelab.clients.load.locust import LocustRun
@@ -48,7 +48,9 @@ from pytest_codelab.k8s.waiting import Timeouts, try_until, wait_until
 from pytest_codelab.providers.base import ClusterHandle
 from pytest_codelab.report import records
 from pytest_codelab.report.promises import GUIDE_HPAS
+from pytest_codelab.run import RUN_KEY
 from pytest_codelab.safety import require_disruptive
+from pytest_codelab.scenarios import vpa
 from pytest_codelab.scenarios.autoscaling import (
     Bounds,
     ScaleDown,
@@ -509,37 +511,158 @@ def test_hpa_scales_down_after_load(
 # ----------------------------------------------------------------- VPA
 
 
+#: Base seconds for the updater to evict an agent-runtime pod and the admission controller
+#: to recreate it with the recommendation (the local VPA loops every 15 s). Scaled.
+VPA_UPDATE = 240.0
+VPA_CONTAINER = "agent-runtime"
+
+
 @e2e
 @cluster
+@disruptive
+@slow
 @pytest.mark.requirement("6/vpa: the VPA recommends resources for agent-runtime")
 def test_vpa_recommends_resources(
     k8s_client: client.ApiClient,
     codelab_stack: StackInfo,
     codelab_timeouts: Timeouts,
+    scale_out: ScaleOut,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Where the VPA runs, agent-runtime-vpa gets a target recommendation for its container."""
+    """After the module's load, agent-runtime-vpa gives a target for its container that lies
+    within the recommendation's own bounds (lowerBound <= target <= upperBound)."""
     skip_if_missing_kind(k8s_client, "autoscaling.k8s.io/v1", "VerticalPodAutoscaler")
-    group, version, plural, name = VPA
-    api = client.CustomObjectsApi(k8s_client)
+    name = VPA[3]
+    ns = codelab_stack.namespace
+    found: list[vpa.Recommendation | None] = [None]
 
     def recommended() -> tuple[bool, str]:
-        try:
-            vpa = api.get_namespaced_custom_object(
-                group, version, codelab_stack.namespace, plural, name
-            )
-        except ApiException as exc:
-            pytest.fail(f"{plural}/{name} in {codelab_stack.namespace}: HTTP {exc.status}")
-        status = vpa.get("status") or {}
-        recs = (status.get("recommendation") or {}).get("containerRecommendations") or []
-        found = any(r.get("containerName") == "agent-runtime" and r.get("target") for r in recs)
-        return found, f"status {status}"
+        obj = vpa.read(k8s_client, ns, name)
+        if obj is None:
+            pytest.fail(f"verticalpodautoscaler/{name} is missing from {ns}", pytrace=False)
+        found[0] = vpa.recommendation(obj, VPA_CONTAINER)
+        return found[0] is not None, f"status {obj.get('status')}"
 
     wait_until(
         recommended,
         timeout=codelab_timeouts.rollout,
-        what=f"VPA {name} to give a target for container agent-runtime",
+        what=f"VPA {name} to give a target for container {VPA_CONTAINER}",
         interval=10,
     )
+    rec = found[0]
+    assert rec is not None
+    outside = rec.outside_bounds()
+    assert not outside, f"VPA {name}'s recommendation is not within its bounds: {outside}"
+    record_figures(
+        request,
+        "vpa_recommendation",
+        {"target": rec.target, "lowerBound": rec.lower, "upperBound": rec.upper},
+    )
+
+
+@e2e
+@cluster
+@disruptive
+@slow
+@pytest.mark.requirement(
+    "6/vpa/auto: in Auto mode a pod is recreated with requests from the recommendation"
+)
+def test_vpa_auto_mode_recreates_pods_with_the_recommendation(
+    k8s_client: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    codelab_stack: StackInfo,
+    codelab_timeouts: Timeouts,
+    codelab_expected: Expectation,
+    request: pytest.FixtureRequest,
+) -> None:
+    """With the expected updateMode Auto, the admission controller sets the requests of
+    agent-runtime's new pods from the recommendation (its vpaUpdates annotation, requests
+    within the recommendation's bounds), and the updater evicts the pods whose requests
+    were outside them (an EvictedByVPA event)."""
+    skip_if_missing_kind(k8s_client, "autoscaling.k8s.io/v1", "VerticalPodAutoscaler")
+    name = VPA[3]
+    modes = {i.name: f for i, f in codelab_expected.area("vpa").items() if i.field == "updateMode"}
+    if name not in modes or modes[name].value != "Auto":
+        pytest.skip(f"the expectation states no updateMode Auto for {name}: no update to check")
+    ns = codelab_stack.namespace
+    deadline = codelab_timeouts.scale(VPA_UPDATE)
+    seen: dict[str, Any] = {}
+
+    def updated() -> tuple[bool, str]:
+        rec = vpa.recommendation(vpa.read(k8s_client, ns, name), VPA_CONTAINER)
+        pods = list(app_pods(core_v1, ns, VPA_CONTAINER).values())
+        rewritten = vpa.updated_pods(pods)
+        evicted = vpa.evictions(core_v1, ns)
+        good = {p: r for p, r in rewritten.items() if rec is not None and not rec.within(r)}
+        seen.update(rec=rec, rewritten=rewritten, evicted=evicted, good=good)
+        return bool(good and evicted), (
+            f"recommendation {rec}; pods rewritten by the admission controller {rewritten}; "
+            f"evicted by the updater {evicted}"
+        )
+
+    met, last = try_until(updated, timeout=deadline, interval=5)
+    assert met, (
+        f"within {deadline:.0f}s no agent-runtime pod was evicted by the VPA updater and "
+        f"recreated with requests within the recommendation's bounds: {last}"
+    )
+    record_figures(
+        request,
+        "vpa_update",
+        {"evicted": seen["evicted"], "recreated": seen["good"]},
+    )
+
+
+@e2e
+@cluster
+@pytest.mark.requirement("6/vpa/hpa: a VPA in Auto mode and an HPA on the same metric")
+def test_vpa_and_hpa_on_the_same_resource_is_a_finding(
+    k8s_client: client.ApiClient,
+    codelab_stack: StackInfo,
+    codelab_expected: Expectation,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The guide gives agent-runtime both a VPA in Auto mode and an HPA on CPU (and memory).
+    Not a failure of the deployment (it is the guide's design) but never a silent pass: each
+    overlap is a finding in the report with the guide's figures, once the live objects are
+    confirmed to be what the guide says."""
+    skip_if_missing_kind(k8s_client, "autoscaling.k8s.io/v1", "VerticalPodAutoscaler")
+    found = vpa.overlaps(codelab_expected)
+    if not found:
+        pytest.skip("the expectation has no VPA in Auto mode beside an HPA on the same resource")
+    ns = codelab_stack.namespace
+    hpas = list_hpas(k8s_client, ns)
+    for overlap in found:
+        live = vpa.read(k8s_client, ns, overlap.vpa)
+        assert live is not None, f"verticalpodautoscaler/{overlap.vpa} is missing from {ns}"
+        mode = ((live.get("spec") or {}).get("updatePolicy") or {}).get("updateMode", "Auto")
+        assert mode == overlap.mode.value, (
+            f"{overlap.vpa} runs updateMode {mode}, the expectation says {overlap.mode.value} "
+            f"({overlap.mode.key})"
+        )
+        assert overlap.hpa in hpas, f"HPA {overlap.hpa} of the expectation is missing from {ns}"
+        record_figures(
+            request,
+            f"finding_{overlap.vpa.replace('-', '_')}",
+            {
+                "finding": overlap.finding(),
+                "updateMode": f"{overlap.mode.value} ({overlap.mode.key})",
+                **{
+                    f"hpa_{r}": f"{overlap.targets[r].value}% ({overlap.targets[r].key})"
+                    for r in overlap.resources
+                },
+            },
+        )
+
+
+def record_figures(request: pytest.FixtureRequest, what: str, figures: dict[str, Any]) -> None:
+    """One ``codelab_<what>_<figure>`` test property per figure plus the whole as JSON, and
+    one line in the run's notes (as the nodes suite records its findings)."""
+    props = request.node.user_properties
+    for key, value in figures.items():
+        props.append((f"codelab_{what}_{key}", json.dumps(value, default=str)))
+    run = request.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.note(f"{what.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
 
 
 # ----------------------------------------------------------------- distributed Locust

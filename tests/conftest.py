@@ -128,7 +128,8 @@ class FakeApiServer:
 
     ``allowed(attributes) -> bool`` decides each SelfSubjectAccessReview; ``namespaces``,
     ``pods`` and ``events`` hold objects in their JSON form (key ``*``: any namespace);
-    ``requests`` logs ``(method, path)`` so tests can assert what the gate did (and did not).
+    ``requests`` logs ``(method, path)`` so tests can assert what the gate did (and did not);
+    ``logs``: a line more in the log of each container of a pod (key: pod name).
     """
 
     url: str = ""
@@ -139,6 +140,7 @@ class FakeApiServer:
     pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)
 
     def kubeconfig(self, path: Path, contexts: tuple[str, ...] = ("fake",)) -> Path:
         return write_kubeconfig(path, self.url, contexts)
@@ -167,7 +169,8 @@ class FakeApiServer:
             return 200, {"kind": "PodList", "metadata": {}, "items": self._for(self.pods, ns)}
         if len(rest) == 3 and rest[0] == "pods" and rest[2] == "log":
             previous = query.get("previous", "false")
-            return 200, f"log of {rest[1]}/{query.get('container')} previous={previous}"
+            extra = f"\n{self.logs[rest[1]]}" if rest[1] in self.logs else ""
+            return 200, f"log of {rest[1]}/{query.get('container')} previous={previous}{extra}"
         return 404, status(404, "NotFound", "not found")
 
     @staticmethod

@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("safety",),
     ("k8s",),
     ("providers", "deploy", "clients"),
+    ("permissions",),
     ("run",),
     ("report",),
     ("scenarios",),

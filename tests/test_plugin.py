@@ -161,10 +161,13 @@ def test_rbac_denial_names_the_missing_permissions(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in result.stderr.lines if line.strip()]
-    assert errors == [
-        "ERROR: context fake is not allowed to create namespaces (RBAC); "
-        "grant these or use another context"
-    ]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(
+        "ERROR: preflight: missing permissions: create namespaces, create configmaps, "
+    )
+    assert "create deployments.apps, " in errors[0]
+    assert errors[0].endswith("(context fake; rbac/ has the Roles that grant them)")
+    assert "get pods" not in errors[0]  # allowed ones are not named
 
 
 def test_rbac_for_a_given_namespace_is_checked_in_it(
@@ -181,6 +184,66 @@ def test_rbac_for_a_given_namespace_is_checked_in_it(
     checked = {(a["verb"], a["resource"], a.get("namespace")) for a in fake_apiserver.reviews}
     assert ("list", "pods", "codelab") in checked
     assert not any(resource == "namespaces" for _, resource, _ in checked)
+
+
+def test_rbac_denial_with_xdist_is_one_line(
+    pytester: pytest.Pytester, fake_apiserver: FakeApiServer
+) -> None:
+    """With xdist the controller collects nothing: the first worker's node ids drive the
+    preflight, which still stops the run with one line and a usage error."""
+    fake_apiserver.allowed = lambda attrs: attrs.get("subresource") != "exec"
+    kubeconfig = fake_apiserver.kubeconfig(pytester.path / "kc")
+    pytester.makepyfile(test_smoke="def test_x(codelab_cluster):\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        "--codelab-cluster=existing",
+        f"--codelab-kubeconfig={kubeconfig}",
+        "--codelab-namespace=codelab",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert errors == [
+        "ERROR: preflight: missing permissions: get pods/exec in namespace codelab, "
+        "create pods/exec in namespace codelab (context fake; rbac/ has the Roles that grant "
+        "them)"
+    ]
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_disruptive_needs_are_asked_only_when_disruptive_tests_may_run(
+    pytester: pytest.Pytester, fake_apiserver: FakeApiServer
+) -> None:
+    kubeconfig = fake_apiserver.kubeconfig(pytester.path / "kc")
+    pytester.makepyfile(test_probes="def test_x(codelab_cluster):\n    pass\n")
+    args = ["--codelab-cluster=existing", f"--codelab-kubeconfig={kubeconfig}"]
+    # In a subprocess: the module is named like the bundled suite (the table is per
+    # module), which another test of this process may have imported already.
+    pytester.runpytest_subprocess(*args, "--codelab-namespace=codelab").assert_outcomes(passed=1)
+    asked = {(a["verb"], a["resource"]) for a in fake_apiserver.reviews}
+    assert ("delete", "pods") not in asked and ("get", "pods") in asked
+    fake_apiserver.reviews.clear()
+    pytester.runpytest_subprocess(
+        *args, "--codelab-namespace=codelab", "--codelab-allow-disruptive"
+    ).assert_outcomes(passed=1)
+    asked = {(a["verb"], a["resource"], a.get("namespace")) for a in fake_apiserver.reviews}
+    assert ("delete", "pods", "codelab") in asked
+
+
+def test_kubeconfig_list_with_the_context_in_the_second_file(
+    pytester: pytest.Pytester, fake_apiserver: FakeApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``KUBECONFIG=a:b`` as kubectl reads it: the gate used to read the first file only
+    and report the context as missing."""
+    first = pytester.path / "first"
+    first.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
+    second = fake_apiserver.kubeconfig(pytester.path / "second", ("other", "fake"))
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
+    pytester.makepyfile(
+        "def test_x(codelab_cluster):\n    assert codelab_cluster.context == 'fake'\n"
+    )
+    result = pytester.runpytest_subprocess("--codelab-cluster=existing", "--codelab-context=fake")
+    result.assert_outcomes(passed=1)
 
 
 def test_rejected_credentials(pytester: pytest.Pytester, fake_apiserver: FakeApiServer) -> None:

@@ -35,6 +35,7 @@ def test_defaults(pytester: pytest.Pytester) -> None:
     assert s.ingress_class == "nginx"
     assert s.timeout_scale == 1.0
     assert s.load_workers == 0
+    assert s.local_workers == 3  # the guide's three workers
     assert s.keep_namespace is False and s.allow_disruptive is False
     assert s.manifests is None and s.values is None and s.namespace is None
     assert s.expect is None  # the guide's expectation
@@ -111,7 +112,8 @@ def test_kubeconfig_default_follows_kubectl(tmp_path: Path) -> None:
     second = tmp_path / "second"
     second.write_text("{}", encoding="utf-8")
     joined = f"{tmp_path / 'missing'}:{second}"
-    assert default_kubeconfig({"KUBECONFIG": joined}) == second
+    # the whole list, merged when read (k8s/kube.py), as kubectl does
+    assert default_kubeconfig({"KUBECONFIG": joined}) == Path(joined)
     assert default_kubeconfig({"KUBECONFIG": str(tmp_path / "missing")}) == tmp_path / "missing"
     assert default_kubeconfig({}) == Path("~/.kube/config").expanduser()
 
@@ -155,6 +157,8 @@ BAD_VALUES = [
     ("timeout_scale", "nan", "valid: a number greater than 0"),
     ("load_workers", "-1", "valid: an integer, 0 or more"),
     ("load_workers", "two", "valid: an integer, 0 or more"),
+    ("local_workers", "0", "valid: an integer, 1 or more"),
+    ("local_workers", "three", "valid: an integer, 1 or more"),
     ("keep_namespace", "maybe", "valid: 1, true, yes, on, 0, false, no, off"),
     ("namespace", "Bad_NS", "not a valid namespace name"),
     ("ingress_url", "codelab.test", "valid: http://... or https://..."),
@@ -163,6 +167,7 @@ BAD_VALUES = [
     ("manifests", "no-such-dir", "manifests folder not found"),
     ("ca_file", "missing.pem", "CA file not found"),
     ("waive", "vpa,no-such-promise", "'no-such-promise' (from"),  # checked by report/plugin.py
+    ("local_addons", "vpa,istio", "valid: velero, cert-manager, vpa"),
 ]
 
 
@@ -272,3 +277,12 @@ def test_waive_is_a_list_and_require_all_offline_are_bools(
     assert s.require_all is True and s.source("require_all") is Source.ENV
     assert s.offline is True and s.source("offline") is Source.FLAG
     assert settings_of(pytester).waive == () and display("waive", ()) == "none"
+
+
+def test_local_addons_are_the_engines_optional_addons(pytester: pytest.Pytester) -> None:
+    from pytest_codelab.engine.versions import OPTIONAL_ADDONS
+    from pytest_codelab.options import LOCAL_ADDON_CHOICES
+
+    assert LOCAL_ADDON_CHOICES == OPTIONAL_ADDONS
+    s = settings_of(pytester, "--codelab-local-addons", "vpa, cert-manager")
+    assert s.local_addons == ("vpa", "cert-manager")

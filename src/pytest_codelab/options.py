@@ -39,6 +39,8 @@ class OptionSpec:
     default: str | None = None
     choices: tuple[str, ...] = ()
     metavar: str | None = None
+    #: The smallest value of an INT option.
+    minimum: int = 0
 
     @property
     def flag(self) -> str:
@@ -71,13 +73,16 @@ class OptionSpec:
 
 CLUSTER_CHOICES = ("existing", "local")
 PROFILE_CHOICES = ("prod", "small")
+#: The engine's optional add-ons (engine/versions.py OPTIONAL_ADDONS; a test keeps them equal).
+LOCAL_ADDON_CHOICES = ("velero", "cert-manager", "vpa")
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "cluster",
         Kind.CHOICE,
         "Cluster to test: existing (a kubeconfig context) or local (the embedded "
-        "single-node cluster). Default: none, cluster suites skip.",
+        "cluster: a control plane and --codelab-local-workers workers). Default: none, cluster "
+        "suites skip.",
         choices=CLUSTER_CHOICES,
     ),
     OptionSpec(
@@ -210,6 +215,26 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "With --codelab-cluster=local: install Velero and MinIO, so the backup and restore "
         "suite runs (their first build takes about 20 minutes). Default: false.",
         default="false",
+    ),
+    OptionSpec(
+        "local_workers",
+        Kind.INT,
+        "With --codelab-cluster=local: worker nodes beside the (tainted) control plane, "
+        "each with its own kubelet, containerd and zone; 1 or more. A running cluster "
+        "with another count is reused as it is. Default: 3, as the guide asks.",
+        default="3",
+        metavar="N",
+        minimum=1,
+    ),
+    OptionSpec(
+        "local_addons",
+        Kind.LIST,
+        "With --codelab-cluster=local: optional add-ons to install, separated by commas: "
+        "cert-manager (cert-manager + Pebble, so codelab-tls is issued over ACME and the "
+        "TLS suite checks the issuance), vpa (the Vertical Pod Autoscaler), velero (as "
+        "--codelab-local-velero). Default: none.",
+        choices=LOCAL_ADDON_CHOICES,
+        metavar="ADDON[,ADDON...]",
     ),
     OptionSpec(
         "load_workers",

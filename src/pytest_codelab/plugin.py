@@ -23,7 +23,7 @@ from pytest_codelab.providers.base import ClusterHandle
 from pytest_codelab.report.failures import diagnose_failure
 from pytest_codelab.report.plugin import ReportPlugin
 from pytest_codelab.report.records import DESELECT_REASON
-from pytest_codelab.run import RUN_KEY, ClusterRun, start_cluster
+from pytest_codelab.run import RUN_KEY, ClusterRun, check_permissions, start_cluster
 from pytest_codelab.settings import SETTINGS_KEY, header_lines, resolve
 
 pytest_plugins = [
@@ -59,6 +59,7 @@ CLUSTER_MARKERS = ("cluster", "e2e", "disruptive")
 #: Why a cluster test is deselected in an offline run.
 OFFLINE = f"offline run ({BY_NAME['offline'].flag}): this test needs a cluster"
 _RESTORE_SIGNALS = pytest.StashKey[Callable[[], None]]()
+_PERMISSIONS_CHECKED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,8 +118,33 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(exc.message) from None
 
 
+def _check_permissions(config: pytest.Config, nodeids: list[str]) -> None:
+    """Once per run, where the tests are known: the selected suites' permissions."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.handle is None or _workerinput(config) is not None:
+        return
+    if config.stash.get(_PERMISSIONS_CHECKED, False):
+        return
+    config.stash[_PERMISSIONS_CHECKED] = True
+    try:
+        check_permissions(run.handle, config.stash[SETTINGS_KEY], nodeids)
+    except GateError as exc:
+        raise pytest.UsageError(exc.message) from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without xdist: the preflight's permissions, for the tests selected."""
+    _check_permissions(session.config, [item.nodeid for item in session.items])
+
+
 class XdistHooks:
     """Hooks that exist only with pytest-xdist: hand the run to workers, collect notes."""
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """With xdist the controller collects nothing: the first worker's ids say which
+        tests run (every worker collects the same)."""
+        _check_permissions(node.config, list(ids))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

@@ -7,11 +7,14 @@ provider and checks, before any test, that the cluster can be used.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import pytest
 from kubernetes import client
 
+from pytest_codelab import permissions
+from pytest_codelab.deploy.secrets import mask
 from pytest_codelab.k8s import kube
 from pytest_codelab.k8s.namespaces import NamespaceInfo
 from pytest_codelab.k8s.waiting import Timeouts
@@ -28,8 +31,18 @@ def start_cluster(provider: ClusterProvider, settings: Settings) -> ClusterHandl
     if settings.ingress_url:
         handle = replace(handle, ingress_url=settings.ingress_url)
     timeout = Timeouts().scaled(settings.timeout_scale).api
-    tgt = kube.preflight(handle.kubeconfig, handle.context, settings.namespace, timeout=timeout)
+    tgt = kube.preflight(handle.kubeconfig, handle.context, timeout=timeout)
     return replace(handle, context=tgt.context)
+
+
+def check_permissions(handle: ClusterHandle, settings: Settings, nodeids: Iterable[str]) -> None:
+    """The preflight's second half, once the tests are selected: the permissions the
+    selected suites need (``permissions.needed``), each asked of the API server; AccessDenied
+    naming every missing one in one line."""
+    needed = permissions.needed(
+        nodeids, settings.namespace, disruptive_allowed=settings.allow_disruptive
+    )
+    kube.check_permissions(handle.kubeconfig, handle.context, needed)
 
 
 @dataclass
@@ -37,7 +50,9 @@ class ClusterRun:
     """What this process knows about the run: ids, the cluster, notes for the summary.
 
     ``namespace`` and ``api`` are set by the fixtures once they exist, so that failure
-    diagnostics can find them even when a fixture's setup is what failed.
+    diagnostics can find them even when a fixture's setup is what failed. ``secrets``: the
+    values of the Secrets this process generated, masked by :meth:`scrub` in whatever it
+    writes to the report folder.
     """
 
     run_id: str
@@ -47,10 +62,15 @@ class ClusterRun:
     notes: list[str] = field(default_factory=list)
     namespace: NamespaceInfo | None = None
     api: client.ApiClient | None = None
+    secrets: set[str] = field(default_factory=set)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every generated secret value masked."""
+        return mask(text, self.secrets)
 
 
 RUN_KEY = pytest.StashKey[ClusterRun]()

@@ -62,6 +62,8 @@ class Settings:
     allow_disruptive: bool = _from_table("allow_disruptive")
     timeout_scale: float = _from_table("timeout_scale")
     local_velero: bool = _from_table("local_velero")
+    local_addons: tuple[str, ...] = _from_table("local_addons")
+    local_workers: int = _from_table("local_workers")
     load_workers: int = _from_table("load_workers")
     load_image: str | None = _from_table("load_image")
     load_master_host: str | None = _from_table("load_master_host")
@@ -97,13 +99,13 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
 
 
 def default_kubeconfig(environ: Mapping[str, str]) -> Path:
-    """Like kubectl: the first existing file of $KUBECONFIG, else ~/.kube/config."""
-    entries = [e for e in environ.get("KUBECONFIG", "").split(os.pathsep) if e]
-    for entry in entries:
-        if Path(entry).expanduser().is_file():
-            return Path(entry).expanduser()
+    """Like kubectl: every file of $KUBECONFIG (merged when read, k8s/kube.py), else
+    ~/.kube/config."""
+    entries = [
+        str(Path(e).expanduser()) for e in environ.get("KUBECONFIG", "").split(os.pathsep) if e
+    ]
     if entries:
-        return Path(entries[0]).expanduser()
+        return Path(os.pathsep.join(entries))
     return Path(str(BY_NAME["kubeconfig"].default)).expanduser()
 
 
@@ -159,12 +161,15 @@ def _parse(spec: OptionSpec, raw: str | bool | None, source: Source, base: Path)
     if spec.kind is Kind.FLOAT:
         return _parse_number(spec, raw, source, float, "a number greater than 0")
     if spec.kind is Kind.INT:
-        return _parse_number(spec, raw, source, int, "an integer, 0 or more")
+        return _parse_number(spec, raw, source, int, f"an integer, {spec.minimum} or more")
     if spec.kind is Kind.PATH:
         path = Path(raw).expanduser()
         return path if path.is_absolute() else base / path
     if spec.kind is Kind.LIST:
-        return tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+        items = tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+        if spec.choices and not set(items) <= set(spec.choices):
+            raise _bad(spec, raw, source, ", ".join(spec.choices))
+        return items
     return raw
 
 
@@ -184,7 +189,7 @@ def _parse_number(
         number = kind(raw)
     except ValueError:
         raise _bad(spec, raw, source, valid) from None
-    in_range = number >= 0 if kind is int else math.isfinite(number) and number > 0
+    in_range = number >= spec.minimum if kind is int else math.isfinite(number) and number > 0
     if not in_range:
         raise _bad(spec, raw, source, valid)
     return number

@@ -185,3 +185,15 @@ def test_repositories_follow_the_image_registry_override(guide: Expectation) -> 
     )
     assert moved.figures[llm] == guide.figures[llm]  # not a CodeLab image: not moved
     assert guide.with_registry(None) is guide
+
+
+def test_the_node_figures_are_checked_like_the_others(tmp_path: Path) -> None:
+    """expect.nodes (suites/test_nodes.py): an operator may state their own bounds; a bad one
+    is one line naming its key."""
+    own = load_expectation(write(tmp_path, "expect:\n  nodes:\n    loss: {maxFailedPercent: 5}\n"))
+    share = FigureId("nodes", "Cluster", "loss", "", "maxFailedPercent")
+    assert own.figures[share].value == 5
+    assert own.figures[share._replace(field="recoverySeconds")].value == 240  # the guide's
+    f = write(tmp_path, "expect:\n  nodes:\n    loss: {maxFailedPercent: 150}\n")
+    with pytest.raises(ValuesError, match=r"expect\.nodes\.loss\.maxFailedPercent"):
+        load_expectation(f)

@@ -404,9 +404,11 @@ def test_image_pinning(image: str, pinned: bool) -> None:
 
 
 def test_schema_catches_typos_types_and_required(tmp_path: Path) -> None:
+    # Wrong types in fields the gate reads stop the load (tests/deploy/test_hostile.py);
+    # the schema judges the others.
     d = good_deployment()
     d["spec"]["replica"] = 3
-    main(d)["ports"][0]["containerPort"] = "http"
+    main(d)["stdin"] = "yes"
     main(d)["resources"]["limits"]["cpu"] = "lots"
     del d["spec"]["selector"]
     result = validate_object(write_folder(tmp_path, [d])[0])
@@ -417,7 +419,7 @@ def test_schema_catches_typos_types_and_required(tmp_path: Path) -> None:
         "unknown field 'replica' (did you mean 'replicas'?)" in text
     )
     assert "spec: 'selector' is a required property" in text
-    assert "containers[0].ports[0].containerPort: 'http' is not of type 'integer'" in text
+    assert "containers[0].stdin: 'yes' is not of type 'boolean'" in text
     assert "limits.cpu: 'lots' is not a quantity" in text
 
 

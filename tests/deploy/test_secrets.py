@@ -9,7 +9,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pytest_codelab.deploy.secrets import CA_KEY, TLS_SECRET, generate_secrets, issue_tls
+from pytest_codelab.deploy.secrets import (
+    CA_KEY,
+    MIN_MASKED,
+    TLS_SECRET,
+    Secret,
+    generate_secrets,
+    issue_tls,
+    mask,
+    secret_values,
+)
 
 
 def _certificates(pem: bytes) -> list[x509.Certificate]:
@@ -70,3 +79,34 @@ def test_a_provided_certificate_is_kept_with_or_without_its_root() -> None:
     assert _tls_data(provided={TLS_SECRET: with_root})[CA_KEY] == issued.root
     with pytest.raises(ValueError, match="needs both tls.crt and tls.key"):
         generate_secrets(provided={TLS_SECRET: {"tls.crt": given["tls.crt"]}})
+
+
+# --------------------------------------------------------------------------- masking
+
+
+def test_secret_values_are_every_generated_value_raw_and_base64() -> None:
+    objects = generate_secrets(ingress_host="h.example.com")
+    values = secret_values(objects)
+    by_name = {o["metadata"]["name"]: o["data"] for o in objects}
+    pg = by_name["postgres-secret"]
+    password = base64.b64decode(pg["password"]).decode()
+    assert {password, pg["password"], base64.b64decode(pg["connection-string"]).decode()} <= values
+    assert base64.b64decode(pg["username"]).decode() not in values  # a user name is no secret
+    tls = by_name["codelab-tls"]
+    key_lines = base64.b64decode(tls["tls.key"]).decode().splitlines()
+    assert {line for line in key_lines if len(line) >= MIN_MASKED} <= values
+    assert tls["tls.crt"] not in values and tls["ca.crt"] not in values
+    assert all(len(v) >= MIN_MASKED for v in values)
+
+
+def test_mask_replaces_the_longest_value_first() -> None:
+    values = {"hunter2-password", "postgresql://u:hunter2-password@db/x", "short"}
+    text = "url postgresql://u:hunter2-password@db/x and hunter2-password; short stays"
+    assert mask(text, values) == "url *** and ***; short stays"
+    assert mask(text, set()) == text
+
+
+def test_a_secret_reads_as_its_value_but_prints_masked() -> None:
+    value = Secret("hunter2-password")
+    assert value == "hunter2-password" and f"{value}" == "hunter2-password"
+    assert repr(value) == "'***'" and repr({"k": value}) == "{'k': '***'}"

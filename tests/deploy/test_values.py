@@ -178,7 +178,16 @@ def test_wrong_type_names_the_key_and_value(tmp_path: Path) -> None:
             "gateway.resources.requests.cpu: "
             "expected a quantity such as '500m' or '1Gi', got 'lots'",
         ),
-        ("gateway:\n  image:\n    tag: 1.0\n", "gateway.image.tag: expected a string, got 1.0"),
+        (
+            "gateway:\n  image:\n    repository: r\n    tag: 1.0\n",
+            "gateway.image.tag: expected a string, got 1.0",
+        ),
+        # An image or autoscaling block means nothing in part, even in a partial file.
+        ("gateway:\n  image:\n    repository: r\n", "missing key gateway.image.tag"),
+        (
+            "gateway:\n  autoscaling:\n    maxReplicas: 5\n",
+            "missing key gateway.autoscaling.enabled",
+        ),
         (
             "global:\n  imagePullPolicy: Sometimes\n",
             "global.imagePullPolicy: expected one of Always, IfNotPresent, Never, got 'Sometimes'",

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_codelab.k8s import kube
 from pytest_codelab.providers.base import ClusterHandle
 from pytest_codelab.resources import bundled_path
+from pytest_codelab.scenarios.certificates import published_root
 
 InnerGate = Callable[..., pytest.RunResult]
 Fault = Callable[[dict[str, Any]], None]
@@ -59,6 +61,20 @@ def inner_gate(pytester: pytest.Pytester, codelab_cluster: ClusterHandle) -> Inn
             args.append(f"--codelab-context={codelab_cluster.context}")
         if codelab_cluster.ingress_url:
             args.append(f"--codelab-ingress-url={codelab_cluster.ingress_url}")
+        root = _published_root(codelab_cluster)
+        if root and not any(a.startswith("--codelab-ca-file") for a in extra):
+            # reached as "existing", the inner run trusts the ACME server's root as staging
+            # users trust a private issuer's: through --codelab-ca-file
+            (pytester.path / "issuer-root.pem").write_text(root)
+            args.append(f"--codelab-ca-file={pytester.path / 'issuer-root.pem'}")
         return pytester.runpytest_subprocess(*args, timeout=timeout)
 
     return run
+
+
+def _published_root(handle: ClusterHandle) -> str:
+    """The root the cluster's ACME test server issues from ("" when it has none)."""
+    if handle.issuer_root_proxy is None:
+        return ""
+    api = kube.new_client(handle.kubeconfig, handle.context)
+    return published_root(api, handle.issuer_root_proxy)

@@ -89,14 +89,157 @@ def web(
     apps_v1.delete_namespaced_deployment(WEB, ns)
 
 
-def test_node_ready_with_pinned_version(core_v1: client.CoreV1Api) -> None:
-    """The node is Ready and its kubelet runs the pinned Kubernetes version."""
+def test_nodes_ready_with_pinned_version(core_v1: client.CoreV1Api) -> None:
+    """Every node is Ready and its kubelet runs the pinned Kubernetes version."""
     nodes = core_v1.list_node().items
-    assert len(nodes) == 1, [n.metadata.name for n in nodes]
-    node = nodes[0]
-    ready = {c.type: c.status for c in node.status.conditions}["Ready"]
-    assert ready == "True", node.status.conditions
-    assert node.status.node_info.kubelet_version == versions.KUBERNETES
+    assert nodes
+    for node in nodes:
+        ready = {c.type: c.status for c in node.status.conditions}["Ready"]
+        assert ready == "True", (node.metadata.name, node.status.conditions)
+        assert node.status.node_info.kubelet_version == versions.KUBERNETES
+
+
+def _local_only(cluster: ClusterHandle) -> None:
+    if cluster.name != "local":
+        pytest.skip(f"the local cluster's own shape; cluster {cluster.name} has its own")
+
+
+def test_local_cluster_is_a_tainted_control_plane_and_zoned_workers(
+    core_v1: client.CoreV1Api, codelab_cluster: ClusterHandle
+) -> None:
+    """Like kind's multi-node clusters: the control plane is tainted NoSchedule, and each
+    worker carries a zone of its own (so zone spreading can be exercised)."""
+    _local_only(codelab_cluster)
+    nodes = {n.metadata.name: n for n in core_v1.list_node().items}
+    cp = nodes.pop("codelab")
+    taints = [(t.key, t.effect) for t in cp.spec.taints or []]
+    assert ("node-role.kubernetes.io/control-plane", "NoSchedule") in taints
+    assert nodes, "no worker nodes"
+    zones = [n.metadata.labels.get("topology.kubernetes.io/zone") for n in nodes.values()]
+    assert None not in zones and len(set(zones)) == len(zones), zones
+    cidrs = [n.spec.pod_cidr for n in [cp, *nodes.values()]]
+    assert None not in cidrs and len(set(cidrs)) == len(cidrs), cidrs
+
+
+HTTP_GET = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {host} 80'
+
+
+def _pinned(name: str, node: str, labels: dict[str, str], command: str) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1PodSpec(
+            node_name=node,
+            termination_grace_period_seconds=0,
+            containers=[
+                client.V1Container(
+                    name="sh",
+                    image=BUSYBOX,
+                    image_pull_policy="IfNotPresent",
+                    command=["sh", "-c", command],
+                )  # fmt: skip
+            ],
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def across_workers(
+    core_v1: client.CoreV1Api, codelab_namespace: NamespaceInfo, codelab_cluster: ClusterHandle
+) -> Iterator[str]:
+    """An httpd pod on one worker behind Service ``across``, a client pod on another."""
+    _local_only(codelab_cluster)
+    ns = codelab_namespace.name
+    workers = sorted(
+        n.metadata.name for n in core_v1.list_node().items if n.metadata.name != "codelab"
+    )
+    if len(workers) < 2:
+        pytest.skip(f"needs two workers, the local cluster has {len(workers)}")
+    serve = "mkdir -p /www && echo across > /www/index.html && exec httpd -f -p 8080 -h /www"
+    core_v1.create_namespaced_pod(
+        ns, _pinned("across-server", workers[0], {"app": "across"}, serve)
+    )
+    core_v1.create_namespaced_pod(
+        ns, _pinned("across-client", workers[1], {"app": "client"}, "sleep 3600")
+    )
+    core_v1.create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="across"),
+            spec=client.V1ServiceSpec(
+                selector={"app": "across"}, ports=[client.V1ServicePort(port=80, target_port=8080)]
+            ),
+        ),
+    )
+    yield ns
+    for pod in ("across-server", "across-client"):
+        core_v1.delete_namespaced_pod(pod, ns, grace_period_seconds=0)
+
+
+def _reply(pod_exec: Any, host: str) -> tuple[bool, str]:
+    try:
+        result = pod_exec("across-client", ["sh", "-c", HTTP_GET.format(host=host)])
+    except ApiException as exc:  # the pod is not running yet
+        return False, f"exec: HTTP {exc.status} {exc.reason}"
+    seen = (result.stdout + result.stderr).strip()
+    return "\nacross" in result.stdout, seen[-120:] or f"no reply (exit {result.exit_code})"
+
+
+def test_pods_on_different_workers_reach_each_other_by_service_name(
+    across_workers: str, waiter: Waiter, pod_exec: Any
+) -> None:
+    """Pod networking across nodes: routes between the nodes' pod ranges, kube-proxy and
+    CoreDNS on every node."""
+    waiter.until(
+        lambda: _reply(pod_exec, "across"), "across-client -> svc/across", kind="pod_start"
+    )
+
+
+def test_a_pod_denied_by_a_network_policy_is_refused(
+    across_workers: str,
+    waiter: Waiter,
+    pod_exec: Any,
+    core_v1: client.CoreV1Api,
+    k8s_client: client.ApiClient,
+) -> None:
+    """NetworkPolicies are enforced (kube-network-policies): a pod no policy admits cannot
+    connect; labelled as the policy admits, the same pod can."""
+    ns = across_workers
+    waiter.until(
+        lambda: _reply(pod_exec, "across"), "across-client -> svc/across", kind="pod_start"
+    )
+    net = client.NetworkingV1Api(k8s_client)
+    net.create_namespaced_network_policy(
+        ns,
+        client.V1NetworkPolicy(
+            metadata=client.V1ObjectMeta(name="across-only-allowed"),
+            spec=client.V1NetworkPolicySpec(
+                pod_selector=client.V1LabelSelector(match_labels={"app": "across"}),
+                policy_types=["Ingress"],
+                ingress=[
+                    client.V1NetworkPolicyIngressRule(
+                        _from=[
+                            client.V1NetworkPolicyPeer(
+                                pod_selector=client.V1LabelSelector(match_labels={"app": "allowed"})
+                            )
+                        ]
+                    )
+                ],
+            ),
+        ),
+    )
+    try:
+
+        def refused() -> tuple[bool, str]:
+            ok, seen = _reply(pod_exec, "across")
+            return not ok, seen
+
+        waiter.until(refused, "the policy to refuse across-client", kind="pod_start")
+        core_v1.patch_namespaced_pod(
+            "across-client", ns, {"metadata": {"labels": {"app": "allowed"}}}
+        )
+        waiter.until(lambda: _reply(pod_exec, "across"), "the policy to admit it", kind="pod_start")
+    finally:
+        net.delete_namespaced_network_policy("across-only-allowed", ns)
 
 
 def test_deployment_pods_running_and_ready(

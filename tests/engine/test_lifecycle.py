@@ -1,5 +1,6 @@
-"""The local engine's life cycle: up, a refused second up, status, and a down that leaves
-nothing behind (process, mount, interface, namespace, packet-filter rule, cgroup, sysctl).
+"""The local engine's life cycle: up with three workers (four nodes Ready), a refused second
+up, status, a worker lost and brought back, and a down that leaves nothing behind (process,
+mount, interface, namespace, packet-filter rule, cgroup, sysctl).
 
 These start and stop the real cluster, so they run in their own pytest invocation with no
 ``--codelab-cluster`` (see scripts/test.sh), as root, with the engine built.
@@ -14,11 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_codelab.engine import cli, processes
+from pytest_codelab.engine import addons, cli, nodes, processes
 from pytest_codelab.engine.down import down, mount_points
 from pytest_codelab.engine.errors import EngineError
-from pytest_codelab.engine.layout import Layout
+from pytest_codelab.engine.layout import SWITCH_NETNS, Layout
+from pytest_codelab.engine.timeouts import Timeouts
 from pytest_codelab.engine.up import KUBELET_SYSCTLS, up
+
+WORKERS = 3
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the engine needs root"),
@@ -44,6 +48,7 @@ class HostSnapshot:
     iptables: str
     nft: str
     pod_cgroups: frozenset[str]
+    node_cgroups: frozenset[str]
     sysctls: tuple[tuple[str, str], ...]
     state_exists: bool
 
@@ -60,6 +65,7 @@ class HostSnapshot:
             iptables=_out("iptables-save").strip(),
             nft=_out("nft", "list", "ruleset").strip() if Path("/usr/sbin/nft").exists() else "",
             pod_cgroups=frozenset(str(p) for p in processes.pod_cgroup_dirs()),
+            node_cgroups=frozenset(str(p) for p in processes.node_cgroup_tops()),
             sysctls=tuple((k, Path("/proc/sys", k).read_text().strip()) for k in KUBELET_SYSCTLS),
             state_exists=layout.state.exists(),
         )
@@ -84,10 +90,11 @@ def test_up_refuses_second_and_down_leaves_nothing(
     before = HostSnapshot.take(layout)
     assert not before.state_exists
     try:
-        cluster = up(layout)  # with add-ons: pods, mounts, cgroups, pod netns
+        cluster = up(layout, workers=WORKERS)  # with add-ons: pods, mounts, cgroups, pod netns
         assert layout.kubeconfig.exists()
         assert cluster.running()
         assert "kubeconfig" in capsys.readouterr().out
+        assert _ready_nodes(layout) == ["codelab", "codelab-w1", "codelab-w2", "codelab-w3"]
         # A second up while one runs is refused, in one line that says what to do.
         with pytest.raises(EngineError, match="already running.*codelab-cluster down"):
             up(layout, with_addons=False)
@@ -95,7 +102,8 @@ def test_up_refuses_second_and_down_leaves_nothing(
         assert str(layout.kubeconfig) in capsys.readouterr().out
         during = HostSnapshot.take(layout)
         assert during.engine_processes, "up started no engine process"
-        assert "codelab" in during.netns
+        assert {"codelab", SWITCH_NETNS, "codelab-w1", "codelab-w3"} <= during.netns
+        _lose_and_bring_back(layout, "codelab-w2")
     finally:
         assert down(layout)
     after = HostSnapshot.take(layout)
@@ -106,6 +114,41 @@ def test_up_refuses_second_and_down_leaves_nothing(
     assert _strip_comments(after.iptables) == _strip_comments(before.iptables)
     assert after.nft == before.nft
     assert after.pod_cgroups == before.pod_cgroups
+    assert after.node_cgroups == before.node_cgroups
     assert after.sysctls == before.sysctls
     assert not after.state_exists
     assert cli.main(["status"]) == 3
+
+
+def _ready_nodes(layout: Layout) -> list[str]:
+    out = addons.kubectl(
+        layout,
+        "get",
+        "nodes",
+        "-o",
+        'jsonpath={range .items[?(@.status.conditions[-1].status=="True")]}{.metadata.name} {end}',
+        timeout=Timeouts().kubectl,
+    )
+    return sorted(out.split())
+
+
+def _lose_and_bring_back(layout: Layout, name: str) -> None:
+    """A lost worker runs nothing of its own (its link down); started, it is Ready again."""
+    t = Timeouts()
+    assert name in nodes.worker_names(layout)
+    nodes.stop_node(layout, name, t)
+    own = str(layout.nodes_dir / name)
+    left = [p for p in processes.engine_pids(layout) if own in _cmdline(p)]
+    assert not left, f"{name} still runs {left}"
+    assert not processes.pod_pids(f"/{name}"), f"{name}'s pods still run"
+    link = _out("ip", "-n", SWITCH_NETNS, "-o", "link", "show", f"port{name[-1]}")
+    assert "state DOWN" in link
+    nodes.start_node(layout, name, t)
+    assert name in _ready_nodes(layout)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +41,22 @@ def test_stop_names_what_survives(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(processes, "signal_all", lambda pids, sig: None)
     with pytest.raises(EngineError, match=r"could not stop ghost: pids \[4242\] survive SIGKILL"):
         processes.stop([4242], grace=0, kill_wait=0.05, what="ghost")
+
+
+def test_identify_names_the_binary_a_launcher_execs() -> None:
+    """Recorded right after the start, the pid may still be nsenter: the identity is the
+    component's binary either way (what /proc/<pid>/exe shows once it runs)."""
+    proc = subprocess.Popen([processes.LAUNCHER, "--", "sleep", "60"])
+    try:
+        identity = processes.identify(proc.pid)
+        assert identity is not None
+        assert identity.exe == os.path.realpath(shutil.which("sleep") or "/bin/sleep")
+        assert identity.start_ticks == processes.start_ticks(proc.pid)
+        assert processes.ours(proc.pid, identity, Path("/nonexistent"))
+        moved = processes.Identity(identity.exe, identity.start_ticks + 1, identity.boot_id)
+        assert not processes.ours(proc.pid, moved, Path("/nonexistent"))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert processes.identify(proc.pid) is None
+    assert processes.describe(proc.pid) == f"pid {proc.pid} is gone"

@@ -15,7 +15,7 @@ import yaml
 from pytest_codelab.deploy.schema import validate_object
 from pytest_codelab.engine import velero, versions
 from pytest_codelab.engine.errors import EngineError
-from pytest_codelab.engine.layout import Layout
+from pytest_codelab.engine.layout import Layout, cluster_nodes
 from pytest_codelab.engine.paths import bin_dir
 from pytest_codelab.engine.timeouts import Timeouts
 
@@ -109,7 +109,7 @@ def test_server_runs_with_features_and_the_aws_plugin(layout: Layout) -> None:
     ]
 
 
-def test_node_agent_mounts_the_engines_kubelet_pods_dir(layout: Layout) -> None:
+def test_node_agent_mounts_its_own_nodes_kubelet_pods_dir(layout: Layout) -> None:
     docs = _docs(velero.render("velero", layout))
     pod = _find(docs, "DaemonSet", "node-agent")["spec"]["template"]["spec"]
     (c,) = pod["containers"]
@@ -118,14 +118,21 @@ def test_node_agent_mounts_the_engines_kubelet_pods_dir(layout: Layout) -> None:
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts["host-pods"]["mountPath"] == "/host_pods"
     assert mounts["host-pods"]["mountPropagation"] == "HostToContainer"
+    # One DaemonSet for every node: each pod picks its node's kubelet folder by name.
+    assert mounts["host-pods"]["subPathExpr"] == "$(NODE_NAME)/kubelet/pods"
+    assert mounts["host-plugins"]["subPathExpr"] == "$(NODE_NAME)/kubelet/plugins"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     vols = {v["name"]: v for v in pod["volumes"]}
-    assert vols["host-pods"]["hostPath"]["path"] == str(layout.kubelet_root / "pods")
-    assert str(layout.kubelet_root).startswith(str(layout.state))
+    assert vols["host-pods"]["hostPath"]["path"] == str(layout.nodes_dir)
+    for node in cluster_nodes(3):
+        resolved = layout.nodes_dir / node.name / "kubelet" / "pods"
+        assert resolved == layout.node_kubelet_root(node) / "pods"
 
 
-def test_default_layout_uses_the_engines_kubelet_root() -> None:
+def test_default_layout_uses_the_engines_nodes_folder() -> None:
     subs = velero.substitutions(Layout(Path("/var/lib/pytest-codelab"), Path("/c"), Path("/b")))
-    assert subs["KUBELET_PODS_DIR"] == "/var/lib/pytest-codelab/kubelet/pods"
+    assert subs["NODES_DIR"] == "/var/lib/pytest-codelab/nodes"
     assert subs["FEATURES"] == ""
 
 

@@ -98,6 +98,14 @@ def test_kubectl_prefix_quotes() -> None:
     assert diagnostics.kubectl(None, None, "ns") == "kubectl -n ns"
 
 
+def test_kubectl_prefix_for_a_kubeconfig_list() -> None:
+    """--kubeconfig takes one file: a KUBECONFIG list travels in the environment."""
+    assert (
+        diagnostics.kubectl("/a/one:/b b/two", "ctx", "ns")
+        == "KUBECONFIG='/a/one:/b b/two' kubectl --context ctx -n ns"
+    )
+
+
 def test_failure_collects_diagnostics(
     pytester: pytest.Pytester, fake_apiserver: FakeApiServer
 ) -> None:

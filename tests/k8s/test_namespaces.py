@@ -94,6 +94,9 @@ def test_delete_command() -> None:
     assert namespaces.delete_command("codelab-a1b2c3-main", "/k/config", "staging") == (
         "kubectl --kubeconfig /k/config --context staging delete namespace codelab-a1b2c3-main"
     )
+    assert namespaces.delete_command("codelab-x", "/k/a:/k/b", None) == (
+        "KUBECONFIG=/k/a:/k/b kubectl delete namespace codelab-x"
+    )
 
 
 def test_reaper_deletes_what_is_left_and_survives_errors() -> None:

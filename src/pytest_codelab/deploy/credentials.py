@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from pytest_codelab.deploy.secrets import CA_KEY
+from pytest_codelab.deploy.secrets import CA_KEY, Secret
 
 #: The Secret and key holding auth-service's OAuth client secret (see manifests/).
 OAUTH_SECRET, OAUTH_SECRET_KEY = "oauth-secret", "client-secret"
@@ -20,15 +20,16 @@ OAUTH_SECRET, OAUTH_SECRET_KEY = "oauth-secret", "client-secret"
 GATE_CLIENT_ID = "pytest-codelab"
 
 
-def secret_value(core: client.CoreV1Api, namespace: str, name: str, key: str) -> str:
-    """One decoded Secret value; skips the test when it cannot be read."""
+def secret_value(core: client.CoreV1Api, namespace: str, name: str, key: str) -> Secret:
+    """One decoded Secret value (its ``repr`` masked); skips the test when it cannot be
+    read."""
     try:
         data = core.read_namespaced_secret(name, namespace).data or {}
     except ApiException as exc:
         pytest.skip(f"cannot read secret/{name} in {namespace}: HTTP {exc.status}")
     if key not in data:
         pytest.skip(f"secret/{name} in {namespace} has no key {key!r}")
-    return base64.b64decode(data[key]).decode()
+    return Secret(base64.b64decode(data[key]).decode())
 
 
 def issuer_root(core: client.CoreV1Api, namespace: str, name: str) -> str:

@@ -241,6 +241,21 @@ EXPECT = Obj(
                 required=("guide", "target", "updateMode"),
             )
         ),
+        # The cluster's workers and what losing one may cost (suites/test_nodes.py).
+        "nodes": Obj(
+            {
+                "workers": Obj({**CITED, "count": COUNT}, required=("guide", "count")),
+                "loss": Obj(
+                    {
+                        **CITED,
+                        "basis": TEXT,
+                        "maxFailedPercent": Scalar((int,), "an integer", int_range(0, 100)),
+                        "recoverySeconds": COUNT,
+                    },
+                    required=("guide", "basis", "maxFailedPercent", "recoverySeconds"),
+                ),
+            }
+        ),
     }
 )
 
@@ -468,6 +483,15 @@ def _vpas(name: str, entry: Mapping[str, Any], key: str) -> Found:
         )
 
 
+def _nodes(name: str, entry: Mapping[str, Any], key: str) -> Found:
+    for fname, value in entry.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            yield (
+                FigureId("nodes", "Cluster", name, "", fname),
+                _cited(entry, value, f"{key}.{fname}"),
+            )
+
+
 _SECTION_READERS = {
     "replicas": _replicas,
     "images": _images,
@@ -478,4 +502,5 @@ _SECTION_READERS = {
     "services": _services,
     "ingresses": _ingresses,
     "vpas": _vpas,
+    "nodes": _nodes,
 }

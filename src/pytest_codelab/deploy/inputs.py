@@ -8,6 +8,7 @@ expectation; all ask this module.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,13 @@ import pytest
 
 from pytest_codelab.deploy.expected import load_expectation
 from pytest_codelab.deploy.fit import Fit, apply_fit, describe_unfitted, fit_for
-from pytest_codelab.deploy.manifests import ManifestError, Obj, load_manifests, render
+from pytest_codelab.deploy.manifests import (
+    ManifestError,
+    Obj,
+    RenderWarning,
+    load_manifests,
+    render,
+)
 from pytest_codelab.deploy.profiles import load_values
 from pytest_codelab.deploy.values import Values
 from pytest_codelab.deploy.valueschema import ValuesError
@@ -35,7 +42,8 @@ def manifests_dir(settings: Settings) -> Path:
 
 
 def check_inputs(settings: Settings) -> None:
-    """Load manifests and values once up front so a bad file is one line, not N errors.
+    """Load manifests and values once up front, and render one over the other, so a bad
+    file is one line, not N errors or a traceback at collection.
 
     Only when they matter: a cluster run, or files the user named (the bundled ones are
     checked by the package's own tests).
@@ -44,10 +52,12 @@ def check_inputs(settings: Settings) -> None:
     if settings.cluster is None and all(path is None for path in named):
         return
     try:
-        load_manifests(manifests_dir(settings))
-        load_values(settings.values)
+        raw = load_manifests(manifests_dir(settings))
+        values = load_values(settings.values)
+        with warnings.catch_warnings():  # the collection's render shows them once
+            warnings.simplefilter("ignore", RenderWarning)
+            render_stack(raw, OFFLINE_NAMESPACE, values, settings, fit_for(settings.profile))
         load_expectation(settings.expect)
-        fit_for(settings.profile)
     except (ManifestError, ValuesError, FileNotFoundError) as exc:
         raise pytest.UsageError(one_line(str(exc))) from None
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from pytest_codelab.deploy.shapes import describe
+from pytest_codelab.deploy.shapes import describe, plain_problem, too_large
 from pytest_codelab.deploy.values import Values, build_values
 from pytest_codelab.deploy.valueschema import ValuesError, validate
 from pytest_codelab.options import BY_NAME
@@ -28,12 +28,18 @@ DEFAULT_PROFILE = str(BY_NAME["profile"].default)
 
 
 def _read_yaml(path: Path, source: str) -> Any:
+    """The YAML document of a values file: a mapping of plain data, else ValuesError."""
     try:
+        problem = too_large(path.stat().st_size)
+        if problem:
+            raise ValuesError(f"{source}: {problem}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValuesError(f"{source}: file not found") from None
     except OSError as exc:
         raise ValuesError(f"{source}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValuesError(f"{source}: cannot read (not UTF-8 text)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -41,10 +47,15 @@ def _read_yaml(path: Path, source: str) -> Any:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ValuesError(f"{source}: invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ValuesError(f"{source}: invalid YAML: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ValuesError(f"{source}: top level: expected a mapping, got {describe(data, False)}")
+    problem = plain_problem(data)
+    if problem:
+        raise ValuesError(f"{source}: {problem}")
     return data
 
 

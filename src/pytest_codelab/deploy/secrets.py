@@ -10,6 +10,12 @@ the root in ``ca.crt`` for clients to trust). Nothing here logs or prints a valu
 Secret names and keys follow the seed (postgres-secret, api-keys, jwt-secret, oauth-secret,
 codelab-tls) plus the two the manifests add (redis-secret, llm-proxy-secret; see
 manifests/README.md).
+
+No value leaves the cluster: :func:`secret_values` lists what the gate generated (raw and
+base64, as a log or a dumped object would show them), and :func:`mask` replaces each in a
+text before it is written to the report folder (diagnostics, the report, JUnit XML).
+:class:`Secret` is a value whose ``repr`` is masked, for what the gate reads back from a
+Secret (``pytest --showlocals`` prints locals by ``repr``).
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import functools
 import ipaddress
+import re
 import secrets as _random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +46,14 @@ TLS_SECRET = "codelab-tls"
 CA_KEY = "ca.crt"
 LABELS = {"app.kubernetes.io/part-of": "codelab", "app.kubernetes.io/managed-by": "pytest-codelab"}
 REDACTED = "<redacted>"
+#: What replaces a secret value in anything written to the report folder.
+MASK = "***"
+#: Values shorter than this are not masked: masking "abc" everywhere would garble reports,
+#: and no generated value is this short.
+MIN_MASKED = 8
+
+#: Keys of the stack's Secrets that are no secret: shown in reports as they are.
+PUBLIC_KEYS = frozenset({("postgres-secret", "username"), ("*", "tls.crt"), ("*", CA_KEY)})
 
 #: Secret name -> keys it must hold (what the manifests' secretKeyRefs read).
 SECRET_KEYS: Mapping[str, tuple[str, ...]] = {
@@ -288,3 +304,54 @@ def redact(obj: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(out.get(key), Mapping):
                 out[key] = {k: REDACTED for k in out[key]}
     return out
+
+
+class Secret(str):
+    """A secret value: a ``str`` for every use, but its ``repr`` (what ``--showlocals``,
+    assertion messages and debuggers print) is masked."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"'{MASK}'"
+
+
+def _public(name: str, key: str) -> bool:
+    return (name, key) in PUBLIC_KEYS or ("*", key) in PUBLIC_KEYS
+
+
+def secret_values(objects: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Every secret value of the Secrets among ``objects`` as a text could hold it: the
+    base64 of ``data``, the decoded value, and each long line of a multi-line one (a PEM
+    key logged line by line). Public keys (a user name, certificates) are left out."""
+    found: set[str] = set()
+    for obj in objects:
+        if obj.get("kind") != "Secret":
+            continue
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        for key, encoded in (obj.get("data") or {}).items():
+            if _public(name, str(key)):
+                continue
+            found.add(str(encoded))
+            try:
+                plain = base64.b64decode(str(encoded)).decode("utf-8")
+            except ValueError:
+                continue
+            found.add(plain)
+            found.update(line.strip() for line in plain.splitlines())
+    return {v for v in found if len(v) >= MIN_MASKED}
+
+
+@functools.lru_cache(maxsize=8)
+def _pattern(values: frozenset[str]) -> re.Pattern[str]:
+    # Longest first: a connection string is masked whole, not around its password.
+    return re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+
+
+def mask(text: str, values: Iterable[str]) -> str:
+    """``text`` with every value of ``values`` (see :func:`secret_values`) replaced by
+    :data:`MASK`."""
+    wanted = frozenset(v for v in values if len(v) >= MIN_MASKED)
+    if not wanted or not text:
+        return text
+    return _pattern(wanted).sub(MASK, text)

@@ -6,10 +6,21 @@ suggestion, and a value marked sensitive is never repeated."""
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+#: Largest YAML input read (manifests, values files): a stack's files are kilobytes; a file
+#: past this is a mistake, and parsing it would stall the run before saying so.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Most nodes a document may expand to: YAML aliases can make a small file enormous.
+MAX_NODES = 200_000
+#: Deepest nesting accepted: far beyond any Kubernetes object or values file, well within
+#: what the recursive code after the load (copies, comparisons) can take.
+MAX_DEPTH = 64
+_PLAIN = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -24,10 +35,17 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Obj:
-    """A mapping with a fixed set of keys; ``required`` is enforced only on complete values."""
+    """A mapping with a fixed set of keys; ``required`` is enforced only on complete values.
+
+    ``open``: other keys are passed through unchecked (a Kubernetes object, where only the
+    fields the gate reads are typed and the API server's schema judges the rest). ``whole``:
+    ``required`` is enforced in partial values too, for a block that means nothing in part
+    (an image without its tag, autoscaling bounds without saying whether it is on)."""
 
     fields: Mapping[str, Spec]
     required: tuple[str, ...] = ()
+    open: bool = False
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,13 +156,65 @@ def problems(spec: Spec, value: Any, path: str, partial: bool, errors: list[str]
                 continue
             problems(spec.value, item, _join(path, key_s), partial, errors)
         return
-    if not partial:  # the shallowest problem first: it explains the ones below it
+    if not partial or spec.whole:  # the shallowest problem first: it explains those below
         for key in spec.required:
             if key not in value:
                 errors.append(f"missing key {_join(path, key)}")
     for key, item in value.items():
         key_s = str(key)
         if key_s not in spec.fields:
+            if spec.open:
+                continue
             errors.append(f"unknown key {_join(path, key_s)}{_suggest(key_s, list(spec.fields))}")
             continue
         problems(spec.fields[key_s], item, _join(path, key_s), partial, errors)
+
+
+def too_large(size: int) -> str | None:
+    """Why a file of ``size`` bytes is not read, or None."""
+    if size <= MAX_FILE_BYTES:
+        return None
+    return f"too large ({size / 2**20:.1f} MiB; at most {MAX_FILE_BYTES // 2**20} MiB is read)"
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, datetime.date):
+        return "a date or time (quote it)"
+    if isinstance(value, bytes):
+        return "binary data"
+    if isinstance(value, (set, frozenset)):
+        return "a set"
+    return f"a {type(value).__name__}"
+
+
+def plain_problem(data: Any) -> str | None:
+    """Why ``data`` is not plain JSON-like data (what a Kubernetes object or a values file
+    is), or None: keys must be strings, leaves strings, numbers, booleans or null, no alias
+    may contain itself, nothing nests past :data:`MAX_DEPTH` and the whole may not expand
+    past :data:`MAX_NODES`. Iterative, so
+    that no input can exhaust the stack; checked before any code walks the data."""
+    stack: list[tuple[Any, str, frozenset[int]]] = [(data, "", frozenset())]
+    seen = 0
+    while stack:
+        value, path, parents = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            return f"more than {MAX_NODES} values (YAML aliases expanding?)"
+        if isinstance(value, _PLAIN):
+            continue
+        where = path or "top level"
+        if not isinstance(value, (dict, list)):
+            return f"{where}: {_kind_of(value)} is not a YAML string, number or boolean"
+        if id(value) in parents:
+            return f"{where}: a YAML alias that contains itself"
+        if len(parents) >= MAX_DEPTH:
+            return f"{where}: nested more than {MAX_DEPTH} levels deep"
+        inner = parents | {id(value)}
+        if isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", inner) for i, item in enumerate(value))
+            continue
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where}: key {repr(key)[:40]} is not a string (quote it)"
+            stack.append((item, _join(path, key), inner))
+    return None

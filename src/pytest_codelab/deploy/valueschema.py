@@ -23,6 +23,7 @@ from pytest_codelab.deploy.shapes import (
     one_of,
     problems,
 )
+from pytest_codelab.errors import GateError
 
 #: Env var names a values file may list under ``<service>.secrets`` -> (Secret name, key).
 #: The renderer wires each as a secretKeyRef; the table lives here because values validate it.
@@ -38,7 +39,7 @@ SECRET_ENV: Mapping[str, tuple[str, str]] = {
 }
 
 
-class ValuesError(ValueError):
+class ValuesError(GateError, ValueError):
     """A values file or profile is unusable; ``str()`` is one line naming the key."""
 
 
@@ -83,9 +84,10 @@ AUTOSCALING = Obj(
         "targetMemoryUtilizationPercentage": PERCENT,
     },
     required=("enabled",),
+    whole=True,
 )
 ENV = ListOf(Obj({"name": NAME, "value": STR, "valueFrom": Anything()}, required=("name",)))
-IMAGE = Obj({"repository": NAME, "tag": NAME}, required=("repository", "tag"))
+IMAGE = Obj({"repository": NAME, "tag": NAME}, required=("repository", "tag"), whole=True)
 SECRETS = MapOf(SECRET_STR, keys=tuple(SECRET_ENV), what="secret")
 
 

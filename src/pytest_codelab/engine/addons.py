@@ -6,25 +6,51 @@ and paths, so what runs in the cluster can be read as plain Kubernetes objects.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from importlib import resources
 from string import Template
 
 from pytest_codelab.engine import processes, versions
 from pytest_codelab.engine.errors import EngineError
-from pytest_codelab.engine.layout import DNS_IP, NODE_IP, Layout
+from pytest_codelab.engine.layout import DNS_IP, NODE_IP, Layout, Node
 from pytest_codelab.engine.timeouts import Timeouts, seconds_flag
 
-ADDONS = ("coredns", "metrics-server", "local-path", "traefik")
+ADDONS = ("network-policies", "coredns", "metrics-server", "local-path", "traefik")
 
 #: Ingress annotations the local ingress controller does not implement, and why (a suite
-#: that checks one skips with the reason). None now: proxy-body-size, the one Traefik 3.6
-#: lacked, is added by the engine's build (engine/patches).
-INGRESS_GAPS: dict[str, str] = {}
+#: that checks one skips with the reason). proxy-body-size, which Traefik 3.6 lacked, is
+#: added by the engine's build (engine/patches); the per-Ingress timeouts and retries below
+#: are not: the controller-wide ingress-nginx defaults of addons/traefik.yaml apply instead.
+_NO_PER_INGRESS = (
+    "ignored by Traefik 3.6's nginx provider, which has no per-Ingress {what}; the local "
+    "controller applies ingress-nginx's default {default} to every Ingress"
+)
+INGRESS_GAPS: dict[str, str] = {
+    "nginx.ingress.kubernetes.io/proxy-connect-timeout": _NO_PER_INGRESS.format(
+        what="timeouts", default="connect timeout (5s)"
+    ),
+    "nginx.ingress.kubernetes.io/proxy-read-timeout": (
+        "ignored by Traefik 3.6's nginx provider, which has no per-Ingress timeouts; the "
+        "local controller waits for a response without a deadline (none is set controller-"
+        "wide, so as not to cut an Ingress that allows more than ingress-nginx's 60s)"
+    ),
+    "nginx.ingress.kubernetes.io/proxy-send-timeout": (
+        "ignored: Traefik has no timeout between two writes to the upstream"
+    ),
+    "nginx.ingress.kubernetes.io/proxy-next-upstream": _NO_PER_INGRESS.format(
+        what="retry policy", default='"error timeout" (connection errors only)'
+    ),
+    "nginx.ingress.kubernetes.io/proxy-next-upstream-tries": _NO_PER_INGRESS.format(
+        what="retry policy", default="3 tries"
+    ),
+}
 
 
-#: (namespace, kind/name, condition) that say an add-on is ready.
+#: (namespace, kind/name, condition) that say an add-on is ready; ``nodes-ready`` stands
+#: for a DaemonSet with a Ready pod on every node.
 READY = (
+    ("kube-system", "daemonset/kube-network-policies", "nodes-ready"),
     ("kube-system", "deployment/coredns", "Available"),
     ("local-path-storage", "deployment/local-path-provisioner", "Available"),
     ("ingress-nginx", "deployment/ingress-nginx-controller", "Available"),
@@ -38,9 +64,17 @@ WARMING = (
 )
 
 
-def substitutions(layout: Layout) -> dict[str, str]:
+def node_path_map(layout: Layout, nodes: list[Node]) -> str:
+    """local-path-provisioner's nodePathMap: each node's volumes in that node's folder, so
+    a volume's data stays on the node it was made on (its PV is pinned there too)."""
+    return json.dumps([{"node": n.name, "paths": [str(layout.node_volumes(n))]} for n in nodes])
+
+
+def substitutions(layout: Layout, nodes: list[Node]) -> dict[str, str]:
     """Values of the placeholders in the add-on manifests."""
     return {
+        "KUBE_NETWORK_POLICIES_IMAGE": versions.KUBE_NETWORK_POLICIES_IMAGE,
+        "NODE_PATH_MAP": node_path_map(layout, nodes),
         "COREDNS_IMAGE": versions.COREDNS_IMAGE,
         "METRICS_SERVER_IMAGE": versions.METRICS_SERVER_IMAGE,
         "LOCAL_PATH_IMAGE": versions.LOCAL_PATH_IMAGE,
@@ -48,15 +82,14 @@ def substitutions(layout: Layout) -> dict[str, str]:
         "BUSYBOX_IMAGE": versions.BUSYBOX_IMAGE,
         "DNS_IP": DNS_IP,
         "NODE_IP": NODE_IP,
-        "VOLUME_DIR": str(layout.volumes),
         "GOGC": processes.GOGC,
     }
 
 
-def render(layout: Layout) -> str:
+def render(layout: Layout, nodes: list[Node]) -> str:
     """All add-on manifests as one YAML stream, placeholders filled."""
     folder = resources.files("pytest_codelab.engine") / "addons"
-    values = substitutions(layout)
+    values = substitutions(layout, nodes)
     docs = [Template((folder / f"{n}.yaml").read_text()).substitute(values) for n in ADDONS]
     return "\n---\n".join(docs)
 
@@ -78,8 +111,8 @@ def kubectl(layout: Layout, *args: str, timeout: float, stdin: str | None = None
     return proc.stdout
 
 
-def apply(layout: Layout, timeouts: Timeouts) -> None:
-    """Create every add-on's objects (their pods start once the node is Ready)."""
+def apply(layout: Layout, nodes: list[Node], timeouts: Timeouts) -> None:
+    """Create every add-on's objects (their pods start once the nodes are Ready)."""
     kubectl(
         layout,
         "apply",
@@ -87,7 +120,7 @@ def apply(layout: Layout, timeouts: Timeouts) -> None:
         "--force-conflicts",
         "-f",
         "-",
-        stdin=render(layout),
+        stdin=render(layout, nodes),
         timeout=timeouts.kubectl,
     )
 
@@ -102,12 +135,15 @@ def wait(
     timeout = timeouts.addon_ready
     for namespace, target, condition in targets:
         ns = ["-n", namespace] if namespace else []
+        until = f"condition={condition}"
+        if condition == "nodes-ready":
+            until = "jsonpath={.status.numberReady}=" + node_count(layout, timeouts)
         try:
             kubectl(
                 layout,
                 *ns,
                 "wait",
-                f"--for=condition={condition}",
+                f"--for={until}",
                 target,
                 f"--timeout={seconds_flag(timeout)}",
                 timeout=timeout + timeouts.slack,
@@ -119,10 +155,10 @@ def wait(
             ) from exc
 
 
-def apply_and_wait(layout: Layout, timeouts: Timeouts) -> None:
-    """Apply every add-on, then wait until each reports its ready condition."""
-    apply(layout, timeouts)
-    wait(layout, timeouts, READY + WARMING)
+def node_count(layout: Layout, timeouts: Timeouts) -> str:
+    """How many nodes the cluster has, as kubectl prints it."""
+    names = kubectl(layout, "get", "nodes", "-o", "name", timeout=timeouts.kubectl)
+    return str(len(names.split()))
 
 
 def describe_pods(layout: Layout, namespace: str | None, timeouts: Timeouts) -> str:

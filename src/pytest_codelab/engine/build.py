@@ -89,6 +89,8 @@ def outputs(component: GoComponent) -> list[Path]:
     if component.name == "etcd":
         return [bin_dir() / "etcd"]
     target = bin_dir() / "cni" if component.name == "cni-plugins" else bin_dir()
+    if component.binary:
+        return [target / component.binary]
     return [target / Path(p).name for p in component.packages]
 
 
@@ -263,6 +265,9 @@ def build_component(component: GoComponent) -> bool:
         return False
     bin_dir().mkdir(parents=True, exist_ok=True)
     (build_wrapper if component.wrapper else build_install)(component)
+    if component.binary:  # Go names a binary after its package's folder
+        target = outputs(component)[0]
+        target.with_name(Path(component.packages[0]).name).replace(target)
     stamp_file = cache_dir() / "stamps" / component.name
     stamp_file.parent.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(stamp)

@@ -14,7 +14,8 @@ from pytest_codelab.engine.errors import EngineError
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from pytest_codelab.engine import build, velero
+    from pytest_codelab.engine import build, certmanager, velero, vpa
+    from pytest_codelab.engine.images.builder import build_recipe
     from pytest_codelab.engine.images.recipes import build_engine_images
     from pytest_codelab.engine.timeouts import Timeouts
 
@@ -24,18 +25,33 @@ def cmd_build(args: argparse.Namespace) -> None:
         build_engine_images(timeouts=timeouts)
     if "velero" in args.with_addons:
         velero.build_images(timeouts=timeouts)
+    for name, module in (("cert-manager", certmanager), ("vpa", vpa)):
+        if name in args.with_addons:
+            for recipe in module.image_recipes().values():
+                build_recipe(recipe, timeouts=timeouts)
 
 
 def cmd_up(args: argparse.Namespace) -> None:
     from pytest_codelab.engine import up
 
-    up.up(with_addons=not args.no_addons, extras=args.with_addons, timeout_scale=args.timeout_scale)
+    up.up(
+        with_addons=not args.no_addons,
+        extras=args.with_addons,
+        timeout_scale=args.timeout_scale,
+        workers=args.workers,
+    )
 
 
 def cmd_down(args: argparse.Namespace) -> None:
     from pytest_codelab.engine import down
 
     down.main_down(args.timeout_scale)
+
+
+def cmd_node(args: argparse.Namespace) -> None:
+    from pytest_codelab.engine import nodes
+
+    nodes.main_node(args.node_verb, args.name, args.timeout_scale)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -102,8 +118,21 @@ def _with_addons(p: argparse.ArgumentParser, verb: str) -> None:
         action="append",
         default=[],
         choices=OPTIONAL_ADDONS,
-        help=f"{verb} an optional add-on (velero: Velero + MinIO for backup and restore)",
+        help=f"{verb} an optional add-on (velero: Velero + MinIO for backup and restore; "
+        "cert-manager: cert-manager + Pebble, ClusterIssuer letsencrypt-prod; vpa: the VPA)",
     )
+
+
+def _workers(value: str) -> int:
+    from pytest_codelab.engine.layout import MAX_WORKERS
+
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number from 1 to {MAX_WORKERS}")
+    return count
 
 
 def _scale(value: str) -> float:
@@ -154,9 +183,11 @@ def _images_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb."""
+    from pytest_codelab.engine.layout import DEFAULT_WORKERS
+
     p = argparse.ArgumentParser(
         prog="codelab-cluster",
-        description="The embedded single-node Kubernetes of pytest-codelab.",
+        description="The embedded local Kubernetes of pytest-codelab (a control plane, N workers).",
     )
     sub = p.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="build the engine from upstream Go modules (idempotent)")
@@ -166,6 +197,13 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build)
     u = sub.add_parser("up", help="start the cluster and print the kubeconfig path")
     u.add_argument("--no-addons", action="store_true", help="skip DNS, metrics, volumes, ingress")
+    u.add_argument(
+        "--workers",
+        type=_workers,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"worker nodes beside the control plane (default: {DEFAULT_WORKERS})",
+    )
     _with_addons(u, "also install")
     _timeout_scale(u)
     u.set_defaults(func=cmd_up)
@@ -180,6 +218,11 @@ def parser() -> argparse.ArgumentParser:
     li.add_argument("--name", help="import under this name (like `kind load`)")
     _timeout_scale(li)
     li.set_defaults(func=cmd_load_image)
+    nd = sub.add_parser("node", help="lose a worker node or bring it back (like docker stop/start)")
+    nd.add_argument("node_verb", choices=("stop", "start"))
+    nd.add_argument("name", help="a worker's name (codelab-w1...)")
+    _timeout_scale(nd)
+    nd.set_defaults(func=cmd_node)
     _images_parser(sub)
     return p
 

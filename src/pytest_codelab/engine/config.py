@@ -14,13 +14,15 @@ import yaml
 from pytest_codelab.engine import versions
 from pytest_codelab.engine.layout import (
     API_PORT,
+    CONTROL_PLANE_TAINT,
     DNS_IP,
     NODE_IP,
     NODE_NAME,
-    NODE_POD_CIDR,
     POD_CIDR,
     SERVICE_CIDR,
+    ZONE_LABEL,
     Layout,
+    Node,
 )
 
 
@@ -57,15 +59,22 @@ def etcd_args(layout: Layout) -> list[str]:
     ]
 
 
-def containerd_config(layout: Layout) -> str:
-    """containerd 2.x (config version 3): runc via our binary, CNI from our folders."""
+def containerd_config(layout: Layout, node: Node) -> str:
+    """containerd 2.x (config version 3): runc via our binary, CNI from the node's folders.
+
+    NRI is off: every containerd would serve the one machine-wide NRI socket.
+    """
     runtime = 'plugins."io.containerd.cri.v1.runtime"'
+    d = layout.node_dir(node)
     return f"""version = 3
-root = "{layout.containerd_root}"
-state = "{layout.state / "containerd" / "state"}"
+root = "{layout.node_containerd_root(node)}"
+state = "{d / "containerd" / "state"}"
 
 [grpc]
-  address = "{layout.containerd_socket}"
+  address = "{layout.node_containerd_socket(node)}"
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
 
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "overlayfs"
@@ -83,16 +92,20 @@ state = "{layout.state / "containerd" / "state"}"
       runtime_type = "io.containerd.runc.v2"
       [{runtime}.containerd.runtimes.runc.options]
         BinaryName = "{layout.bin / "runc"}"
-        Root = "{layout.state / "runc"}"
+        Root = "{d / "runc"}"
         SystemdCgroup = false
   [{runtime}.cni]
     bin_dirs = ["{layout.bin / "cni"}"]
-    conf_dir = "{layout.state / "cni"}"
+    conf_dir = "{d / "cni"}"
 """
 
 
-def cni_config(layout: Layout) -> str:
-    """A bridge network for pods, with masquerade and host ports."""
+def cni_config(layout: Layout, node: Node) -> str:
+    """A bridge network for the node's pods, with host ports.
+
+    No masquerade here: the bridge plugin's would hide a pod's address from pods of other
+    nodes, so NetworkPolicies could not tell who calls. The node masquerades only what
+    leaves the pod network (:func:`masquerade_rule`)."""
     return json.dumps(
         {
             "cniVersion": "1.0.0",
@@ -102,13 +115,13 @@ def cni_config(layout: Layout) -> str:
                     "type": "bridge",
                     "bridge": "cni0",
                     "isGateway": True,
-                    "ipMasq": True,
+                    "ipMasq": False,
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{"subnet": NODE_POD_CIDR}]],
+                        "ranges": [[{"subnet": node.pod_cidr}]],
                         "routes": [{"dst": "0.0.0.0/0"}],
-                        "dataDir": str(layout.state / "cni-ipam"),
+                        "dataDir": str(layout.node_dir(node) / "cni-ipam"),
                     },
                 },
                 {"type": "portmap", "capabilities": {"portMappings": True}},
@@ -116,6 +129,16 @@ def cni_config(layout: Layout) -> str:
         },
         indent=2,
     )
+
+
+def masquerade_rule() -> list[str]:
+    """iptables arguments: pods' traffic leaving the pod network takes the node's address
+    (inside the pod network, addresses stay as they are)."""
+    return [
+        "-t", "nat", "-A", "POSTROUTING", "-s", POD_CIDR, "!", "-d", POD_CIDR,
+        "-m", "comment", "--comment", "codelab: pods leaving the pod network",
+        "-j", "MASQUERADE",
+    ]  # fmt: skip
 
 
 def apiserver_args(layout: Layout) -> list[str]:
@@ -158,7 +181,7 @@ def apiserver_args(layout: Layout) -> list[str]:
 
 
 def controller_manager_args(layout: Layout) -> list[str]:
-    """kube-controller-manager: signs CSRs, allocates pod CIDRs, runs HPA a little faster."""
+    """kube-controller-manager: signs CSRs, runs HPA a little faster."""
     kc = str(layout.state / "controller-manager.kubeconfig")
     return [
         str(layout.bin / "kube-controller-manager"),
@@ -172,9 +195,10 @@ def controller_manager_args(layout: Layout) -> list[str]:
         f"--service-account-private-key-file={pki(layout, 'sa.key')}",
         "--use-service-account-credentials=true",
         "--controllers=*,bootstrapsigner,tokencleaner",
-        "--allocate-node-cidrs=true",
+        # Each node's pod range is fixed by the engine (its CNI configuration and the
+        # routes between nodes), and set on the Node object by ``up``.
+        "--allocate-node-cidrs=false",
         f"--cluster-cidr={POD_CIDR}",
-        "--node-cidr-mask-size=24",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--leader-elect=false",
         "--horizontal-pod-autoscaler-sync-period=10s",
@@ -198,12 +222,14 @@ def scheduler_args(layout: Layout) -> list[str]:
     ]
 
 
-def kubelet_config(layout: Layout) -> str:
-    """KubeletConfiguration: webhook authn/authz, serving certs, cgroup v1 allowed."""
+def kubelet_config(layout: Layout, node: Node) -> str:
+    """KubeletConfiguration: webhook authn/authz, serving certs, cgroup v1 allowed, the
+    node's own cgroup subtree; the control plane registers tainted, as kind's does."""
+    d = layout.node_dir(node)
     cfg = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "address": NODE_IP,
+        "address": node.ip,
         "authentication": {
             "anonymous": {"enabled": False},
             "webhook": {"enabled": True},
@@ -211,16 +237,17 @@ def kubelet_config(layout: Layout) -> str:
         },
         "authorization": {"mode": "Webhook"},
         "cgroupDriver": "cgroupfs",
+        "cgroupRoot": node.cgroup_root,
         "failCgroupV1": False,
         "failSwapOn": False,
         "clusterDNS": [DNS_IP],
         "clusterDomain": "cluster.local",
-        "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
-        "tlsCertFile": pki(layout, "kubelet-server.crt"),
-        "tlsPrivateKeyFile": pki(layout, "kubelet-server.key"),
+        "containerRuntimeEndpoint": f"unix://{layout.node_containerd_socket(node)}",
+        "tlsCertFile": pki(layout, f"kubelet-server-{node.name}.crt"),
+        "tlsPrivateKeyFile": pki(layout, f"kubelet-server-{node.name}.key"),
         "resolvConf": str(layout.state / "resolv.conf"),
-        "podLogsDir": str(layout.state / "pod-logs"),
-        "podCIDR": NODE_POD_CIDR,
+        "podLogsDir": str(d / "pod-logs"),
+        "podCIDR": node.pod_cidr,
         "maxPods": 200,
         "serializeImagePulls": False,
         "imageGCHighThresholdPercent": 100,
@@ -241,46 +268,67 @@ def kubelet_config(layout: Layout) -> str:
         "staticPodPath": "",
         "localStorageCapacityIsolation": True,
     }
+    if node.control_plane:
+        cfg["registerWithTaints"] = [{"key": CONTROL_PLANE_TAINT, "effect": "NoSchedule"}]
     return yaml.safe_dump(cfg)
 
 
-def kubelet_args(layout: Layout) -> list[str]:
+def node_labels(node: Node) -> str:
+    """``--node-labels``: the control-plane role (kubelets may not set node-role labels on
+    themselves, so ``up`` adds it) or the worker's zone."""
+    if node.control_plane:
+        return "ingress-ready=true"
+    return f"{ZONE_LABEL}={node.zone}"
+
+
+def kubelet_args(layout: Layout, node: Node) -> list[str]:
     """kubelet."""
+    d = layout.node_dir(node)
     return [
         str(layout.bin / "kubelet"),
-        f"--config={layout.state / 'kubelet.yaml'}",
-        f"--kubeconfig={layout.state / 'kubelet.kubeconfig'}",
-        f"--hostname-override={NODE_NAME}",
-        f"--node-ip={NODE_IP}",
-        f"--root-dir={layout.kubelet_root}",
-        f"--cert-dir={layout.state / 'kubelet-certs'}",
+        f"--config={d / 'kubelet.yaml'}",
+        f"--kubeconfig={d / 'kubelet.kubeconfig'}",
+        f"--hostname-override={node.name}",
+        f"--node-ip={node.ip}",
+        f"--node-labels={node_labels(node)}",
+        f"--root-dir={layout.node_kubelet_root(node)}",
+        f"--cert-dir={d / 'kubelet-certs'}",
         "--v=1",
     ]
 
 
-def kube_proxy_config(layout: Layout) -> str:
-    """KubeProxyConfiguration: iptables mode inside the cluster's network namespace."""
+def kube_proxy_config(layout: Layout, node: Node) -> str:
+    """KubeProxyConfiguration: iptables mode inside the node's network namespace."""
     cfg = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "mode": "iptables",
         "clusterCIDR": POD_CIDR,
-        "hostnameOverride": NODE_NAME,
-        "bindAddress": NODE_IP,
-        "healthzBindAddress": f"{NODE_IP}:10256",
-        "metricsBindAddress": f"{NODE_IP}:10249",
+        "hostnameOverride": node.name,
+        "bindAddress": node.ip,
+        "healthzBindAddress": f"{node.ip}:10256",
+        "metricsBindAddress": f"{node.ip}:10249",
         "clientConnection": {"kubeconfig": str(layout.state / "kube-proxy.kubeconfig")},
         "conntrack": {"maxPerCore": 0, "min": 0},
     }
     return yaml.safe_dump(cfg)
 
 
-def kube_proxy_args(layout: Layout) -> list[str]:
+def kube_proxy_args(layout: Layout, node: Node) -> list[str]:
     """kube-proxy."""
     return [
         str(layout.bin / "kube-proxy"),
-        f"--config={layout.state / 'kube-proxy.yaml'}",
+        f"--config={layout.node_dir(node) / 'kube-proxy.yaml'}",
         "--v=1",
+    ]
+
+
+def containerd_args(layout: Layout, node: Node) -> list[str]:
+    """containerd."""
+    return [
+        str(layout.bin / "containerd"),
+        "--config",
+        str(layout.node_dir(node) / "containerd.toml"),
     ]
 
 

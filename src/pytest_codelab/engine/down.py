@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_codelab.engine import processes
 from pytest_codelab.engine.errors import EngineError
-from pytest_codelab.engine.layout import HOST_VETH, NETNS, Layout
+from pytest_codelab.engine.layout import (
+    HOST_VETH,
+    SWITCH_NETNS,
+    WORKER_PREFIX,
+    Layout,
+    cluster_nodes,
+    node_by_name,
+)
 from pytest_codelab.engine.progress import step
 from pytest_codelab.engine.state import Cluster, exclusive
 from pytest_codelab.engine.timeouts import Timeouts
@@ -29,7 +37,7 @@ def down(layout: Layout | None = None, *, timeout_scale: float = 1.0) -> bool:
     are the base values of :class:`Timeouts` times ``timeout_scale``."""
     layout = layout or Layout.default()
     with exclusive(layout):
-        if not layout.state.exists() and not (NETNS_DIR / NETNS).exists():
+        if not layout.state.exists() and not cluster_netns():
             return False
         down_locked(layout, Timeouts().scaled(timeout_scale))
         return True
@@ -39,12 +47,10 @@ def down_locked(layout: Layout, timeouts: Timeouts) -> None:
     """Tear down under the caller's lock (``up`` uses it to clean a failed start)."""
     t = timeouts
     cluster = Cluster.load(layout) or Cluster(layout)
-    for name in STOP_ORDER:
-        pid = cluster.components.get(name)
-        if pid:
-            processes.stop([pid], grace=t.stop_grace, kill_wait=t.kill_wait, what=name)
+    stop_components(cluster, t)
     processes.stop(processes.pod_pids(), grace=0, kill_wait=t.kill_wait, what="pod processes")
-    remove_containers(layout, t)
+    for node in cluster_nodes(cluster.workers):
+        remove_containers(layout, t, layout.node_containerd_socket(node))
     # The cluster's state is deleted below, so kube-apiserver and etcd need no graceful
     # shutdown (each spends seconds on it); containerd and its shims exit at once anyway.
     processes.stop(
@@ -53,7 +59,7 @@ def down_locked(layout: Layout, timeouts: Timeouts) -> None:
         kill_wait=t.kill_wait,
         what="engine processes",
     )
-    unmount_under([layout.state, layout.containerd_root])
+    unmount_under([layout.state, *containerd_roots(layout)])
     delete_netns()
     processes.remove_pod_cgroups(t.kill_wait)
     restore_sysctls(cluster.sysctls)
@@ -63,12 +69,33 @@ def down_locked(layout: Layout, timeouts: Timeouts) -> None:
         raise EngineError(f"could not remove {layout.state}")
 
 
-def remove_containers(layout: Layout, timeouts: Timeouts) -> None:
-    """Delete this cluster's containers from containerd's store while it still runs."""
+def stop_components(cluster: Cluster, t: Timeouts) -> None:
+    """Stop the recorded components that come before the pods, in order; a recorded pid
+    that is no longer the engine's process is named and never signalled."""
+    for name, other in sorted(cluster.foreign().items()):
+        print(
+            f"[codelab] {name}: recorded {processes.describe(other)}, not the engine's "
+            "process; left alone",
+            flush=True,
+        )
+    for kind, names in by_kind(cluster.components, STOP_ORDER):
+        pids = [cluster.components[n] for n in names if cluster.ours(n)]
+        processes.stop(pids, grace=t.stop_grace, kill_wait=t.kill_wait, what=kind)
+
+
+def by_kind(names: Iterable[str], order: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    """The recorded components (``kubelet``, ``kubelet@codelab-w1``...) grouped by kind,
+    the kinds of ``order`` in that order: every node's kubelets stop together."""
+    names = list(names)
+    return [(k, [n for n in names if n.split("@", 1)[0] == k]) for k in order]
+
+
+def remove_containers(layout: Layout, timeouts: Timeouts, socket: Path) -> None:
+    """Delete a node's containers from its containerd's store while it still runs."""
     ctr = layout.bin / "ctr"
-    if not layout.containerd_socket.exists() or not ctr.exists():
+    if not socket.exists() or not ctr.exists():
         return
-    base = [str(ctr), "--address", str(layout.containerd_socket), "-n", "k8s.io"]
+    base = [str(ctr), "--address", str(socket), "-n", "k8s.io"]
     ids = subprocess.run(
         [*base, "containers", "ls", "-q"],
         capture_output=True,
@@ -103,16 +130,39 @@ def unmount_under(roots: list[Path]) -> None:
         subprocess.run(["umount", "-l", m], capture_output=True)
 
 
+def containerd_roots(layout: Layout) -> list[Path]:
+    """Every node's containerd store (in the cache: kept, but its mounts go)."""
+    workers = layout.cache.glob(f"containerd-{WORKER_PREFIX}*")
+    return [layout.containerd_root, *sorted(workers)]
+
+
+def cluster_netns() -> list[str]:
+    """The network namespaces of this engine: the switch and every node's, whatever the
+    number of workers that made them."""
+    if not NETNS_DIR.is_dir():
+        return []
+    found = []
+    for entry in sorted(NETNS_DIR.iterdir()):
+        try:
+            node_by_name(entry.name)
+        except ValueError:
+            if entry.name != SWITCH_NETNS:
+                continue
+        found.append(entry.name)
+    return found
+
+
 def delete_netns() -> None:
-    """Delete the host end of the veth pair (the kernel removes the namespace's devices
-    only when it gets round to it, so a later ``up`` or check could still see it), then
-    the cluster's network namespace: its bridge and rules go with it."""
+    """Delete the host end of the uplink (the kernel removes a namespace's devices only
+    when it gets round to it, so a later ``up`` or check could still see it), then the
+    switch's and the nodes' network namespaces: their links, bridges and rules go with
+    them."""
     if Path("/sys/class/net", HOST_VETH).exists():
         subprocess.run(["ip", "link", "del", HOST_VETH], capture_output=True, text=True)
-    if (NETNS_DIR / NETNS).exists():
-        proc = subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, text=True)
+    for name in cluster_netns():
+        proc = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise EngineError(f"could not delete network namespace {NETNS}: {proc.stderr.strip()}")
+            raise EngineError(f"could not delete network namespace {name}: {proc.stderr.strip()}")
 
 
 def restore_sysctls(values: dict[str, str]) -> None:

@@ -48,6 +48,12 @@ class Timeouts:
     #: Uninstall: the namespace (MinIO's data with it) and the CRDs deleted.
     velero_delete: float = 180.0
 
+    # the cert-manager and vpa add-ons
+    #: Their Deployments rolled out; the ClusterIssuer Ready; the CRDs Established.
+    extra_ready: float = 300.0
+    #: One server-side apply of an add-on's objects (the webhook may still be starting).
+    extra_apply: float = 180.0
+
     # down
     #: kubelet, kube-proxy, scheduler and controller-manager: SIGTERM until SIGKILL.
     stop_grace: float = 5.0

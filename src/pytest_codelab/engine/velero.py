@@ -194,8 +194,7 @@ def substitutions(
         "BUSYBOX_IMAGE": versions.BUSYBOX_IMAGE,
         "FEATURES": ",".join(features),
         "FS_BACKUP_TIMEOUT": FS_BACKUP_TIMEOUT,
-        "KUBELET_PODS_DIR": str(layout.kubelet_root / "pods"),
-        "KUBELET_PLUGINS_DIR": str(layout.kubelet_root / "plugins"),
+        "NODES_DIR": str(layout.nodes_dir),
     }
 
 

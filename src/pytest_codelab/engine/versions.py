@@ -19,10 +19,21 @@ COREDNS = "v1.14.7"
 METRICS_SERVER = "v0.9.0"
 LOCAL_PATH_PROVISIONER = "v0.0.30"
 TRAEFIK = "v3.6.12"
+#: The NetworkPolicy enforcer kind ships (nftables + nfqueue, one per node).
+KUBE_NETWORK_POLICIES = "v0.8.0"
 #: Optional add-on (``--with velero``): backup and restore, MinIO as its S3 store.
 VELERO = "v1.18.3"
 VELERO_PLUGIN_AWS = "v1.14.3"
 MINIO = "v0.0.0-20260212201848-7aac2a2c5b7c"
+#: Optional add-on (``--with cert-manager``): cert-manager issuing codelab-tls through ACME
+#: HTTP-01 from Pebble, Let's Encrypt's own ACME test server. v1.21.1: the newest release
+#: whose binaries' main packages (nested modules the proxy does not serve) are in
+#: patches/cert-manager-binaries.patch, taken verbatim from that tag.
+CERT_MANAGER = "v1.21.1"
+PEBBLE = "v2.10.3"
+#: Optional add-on (``--with vpa``): the Vertical Pod Autoscaler (recommender, updater,
+#: admission controller).
+VPA = "v1.8.1"
 #: PyPI releases in CodeLab's images: LiteLLM's proxy (the version of the tag the bundled
 #: manifests use, manifests/20-llm-proxy.yaml) and Locust (the load worker pods; it must
 #: match the Locust the gate runs as their master).
@@ -37,9 +48,20 @@ METRICS_SERVER_IMAGE = f"registry.k8s.io/metrics-server/metrics-server:{METRICS_
 LOCAL_PATH_IMAGE = f"docker.io/rancher/local-path-provisioner:{LOCAL_PATH_PROVISIONER}"
 TRAEFIK_IMAGE = f"docker.io/library/traefik:{TRAEFIK}"
 BUSYBOX_IMAGE = f"docker.io/library/busybox:{BUSYBOX}"
+KUBE_NETWORK_POLICIES_IMAGE = (
+    f"registry.k8s.io/networking/kube-network-policies:{KUBE_NETWORK_POLICIES}"
+)
 VELERO_IMAGE = f"docker.io/velero/velero:{VELERO}"
 VELERO_PLUGIN_AWS_IMAGE = f"docker.io/velero/velero-plugin-for-aws:{VELERO_PLUGIN_AWS}"
 MINIO_IMAGE = f"docker.io/minio/minio:{MINIO}"
+CERT_MANAGER_CONTROLLER_IMAGE = f"quay.io/jetstack/cert-manager-controller:{CERT_MANAGER}"
+CERT_MANAGER_WEBHOOK_IMAGE = f"quay.io/jetstack/cert-manager-webhook:{CERT_MANAGER}"
+CERT_MANAGER_CAINJECTOR_IMAGE = f"quay.io/jetstack/cert-manager-cainjector:{CERT_MANAGER}"
+CERT_MANAGER_ACMESOLVER_IMAGE = f"quay.io/jetstack/cert-manager-acmesolver:{CERT_MANAGER}"
+PEBBLE_IMAGE = f"ghcr.io/letsencrypt/pebble:{PEBBLE}"
+VPA_RECOMMENDER_IMAGE = f"registry.k8s.io/autoscaling/vpa-recommender:{VPA.lstrip('v')}"
+VPA_UPDATER_IMAGE = f"registry.k8s.io/autoscaling/vpa-updater:{VPA.lstrip('v')}"
+VPA_ADMISSION_IMAGE = f"registry.k8s.io/autoscaling/vpa-admission-controller:{VPA.lstrip('v')}"
 #: CodeLab's images built from PyPI releases (images/README.md).
 LITELLM_IMAGE = f"ghcr.io/berriai/litellm:v{LITELLM}-stable.1"
 LOCUST_IMAGE = f"codelab/locust:{LOCUST}"
@@ -83,6 +105,8 @@ class GoComponent:
     #: "module version" requirements of the wrapper beyond the upstream go.mod's, for a
     #: dependency version that the module proxy here does not serve.
     pins: tuple[str, ...] = ()
+    #: The binary's name when its package's last path element is not (``.../cmd``).
+    binary: str | None = None
 
 
 _K8S_CMDS = tuple(
@@ -159,11 +183,24 @@ COMPONENTS: tuple[GoComponent, ...] = (
         ("github.com/traefik/traefik/v3/cmd/traefik",),
         wrapper=True,
         # What 3.7 fixed and cannot be built here: terminating pods out of rotation at
-        # once, and proxy-body-size enforced, as ingress-nginx does.
+        # once, and proxy-body-size enforced, with ingress-nginx's 1m default, as
+        # ingress-nginx does. In this order: the default reuses the annotation's code.
         patches=(
             "traefik-ingress-nginx-fenced.patch",
             "traefik-ingress-nginx-proxy-body-size.patch",
+            "traefik-ingress-nginx-default-proxy-body-size.patch",
         ),
+    ),
+    GoComponent(
+        "kube-network-policies",
+        "sigs.k8s.io/kube-network-policies",
+        KUBE_NETWORK_POLICIES,
+        ("sigs.k8s.io/kube-network-policies/cmd",),
+        wrapper=True,
+        binary="kube-network-policies",
+        # Queues packets through the xtables NFQUEUE target: kernels built without the
+        # nftables queue expression (CONFIG_NFT_QUEUE, this one) refuse upstream's rules.
+        patches=("kube-network-policies-xt-nfqueue.patch",),
     ),
     GoComponent(
         "velero",
@@ -191,7 +228,41 @@ COMPONENTS: tuple[GoComponent, ...] = (
     GoComponent(
         "minio", "github.com/minio/minio", MINIO, ("github.com/minio/minio",), addon="velero"
     ),
+    GoComponent(
+        "cert-manager",
+        "github.com/cert-manager/cert-manager",
+        CERT_MANAGER,
+        tuple(
+            f"github.com/cert-manager/cert-manager/{c}-binary"
+            for c in ("controller", "webhook", "cainjector", "acmesolver")
+        ),
+        wrapper=True,
+        addon="cert-manager",
+        # The binaries' main packages, verbatim from the tag (nested modules the proxy does
+        # not serve); Venafi's issuer left out: its client module is not served either.
+        patches=("cert-manager-binaries.patch", "cert-manager-no-venafi.patch"),
+    ),
+    GoComponent(
+        "pebble",
+        "github.com/letsencrypt/pebble/v2",
+        PEBBLE,
+        tuple(
+            f"github.com/letsencrypt/pebble/v2/cmd/{c}" for c in ("pebble", "pebble-challtestsrv")
+        ),
+        addon="cert-manager",
+    ),
+    GoComponent(
+        "vpa",
+        "k8s.io/autoscaler/vertical-pod-autoscaler",
+        VPA,
+        tuple(
+            f"k8s.io/autoscaler/vertical-pod-autoscaler/pkg/{c}"
+            for c in ("recommender", "updater", "admission-controller")
+        ),
+        wrapper=True,  # its go.mod carries exclude lines
+        addon="vpa",
+    ),
 )
 
 #: Optional add-ons: ``codelab-cluster build|up --with NAME``.
-OPTIONAL_ADDONS = ("velero",)
+OPTIONAL_ADDONS = ("velero", "cert-manager", "vpa")

@@ -8,6 +8,7 @@ plain ``value:`` may hold a key copied from a values file).
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 from datetime import UTC
@@ -24,14 +25,17 @@ LOG_TAIL_LINES = 2000
 
 
 def kubectl(kubeconfig: str | None, context: str | None, namespace: str) -> str:
-    """``kubectl --kubeconfig X --context Y -n NS``: the prefix of every rerunnable command."""
+    """``kubectl --kubeconfig X --context Y -n NS``: the prefix of every rerunnable command
+    (``KUBECONFIG=A:B kubectl ...`` for a list of files: --kubeconfig takes only one)."""
     parts = ["kubectl"]
-    if kubeconfig:
+    listed = bool(kubeconfig) and os.pathsep in str(kubeconfig)
+    if kubeconfig and not listed:
         parts += ["--kubeconfig", kubeconfig]
     if context:
         parts += ["--context", context]
     parts += ["-n", namespace]
-    return shlex.join(parts)
+    env = f"KUBECONFIG={shlex.quote(str(kubeconfig))} " if listed else ""
+    return env + shlex.join(parts)
 
 
 def event_time(event: client.CoreV1Event) -> float:
@@ -204,6 +208,10 @@ def _write(path: Path, command: str, body: str) -> None:
     path.write_text(f"# {command}\n{body}", encoding="utf-8")
 
 
+def _same(text: str) -> str:
+    return text
+
+
 def collect(
     core: client.CoreV1Api,
     namespace: str,
@@ -211,8 +219,10 @@ def collect(
     *,
     kubeconfig: str | None = None,
     context: str | None = None,
+    scrub: Callable[[str], str] = _same,
 ) -> Path:
-    """Write events, pod descriptions and logs of ``namespace`` under ``dest_dir``.
+    """Write events, pod descriptions and logs of ``namespace`` under ``dest_dir``, each
+    through ``scrub`` (the run's secret values masked: a container may log its password).
 
     Returns the index file, which lists every file with the command that reproduces it.
     """
@@ -220,7 +230,7 @@ def collect(
     index: list[str] = [f"{DIAGNOSTICS_HEADER}{namespace}", ""]
 
     def add(relpath: str, command: str, body: str) -> None:
-        _write(dest_dir / relpath, command, body)
+        _write(dest_dir / relpath, command, scrub(body))
         index.append(f"{relpath}\n    {command}")
 
     events = sorted_events(core, namespace)
@@ -236,7 +246,7 @@ def collect(
         _collect_logs(core, namespace, pod, prefix, add)
     summary = [pod_summary(p) for p in pods] or ["(no pods)"]
     (dest_dir / DIAGNOSTICS_INDEX).write_text(
-        "\n".join(index + ["", "# pods"] + summary) + "\n", encoding="utf-8"
+        scrub("\n".join(index + ["", "# pods"] + summary) + "\n"), encoding="utf-8"
     )
     return dest_dir / DIAGNOSTICS_INDEX
 

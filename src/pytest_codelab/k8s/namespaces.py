@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import atexit
 import getpass
+import os
 import re
 import secrets
+import shlex
 import signal
 import socket
 import threading
@@ -206,6 +208,8 @@ def reap_expired(core: client.CoreV1Api, now: datetime | None = None) -> list[st
 def delete_command(name: str, kubeconfig: str, context: str | None) -> str:
     """The kubectl command that removes a kept namespace."""
     ctx = f" --context {context}" if context else ""
+    if os.pathsep in kubeconfig:  # a KUBECONFIG list: --kubeconfig takes one file
+        return f"KUBECONFIG={shlex.quote(kubeconfig)} kubectl{ctx} delete namespace {name}"
     return f"kubectl --kubeconfig {kubeconfig}{ctx} delete namespace {name}"
 
 

@@ -23,6 +23,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from pytest_codelab.errors import DeployFailed, StackNotReady, WaitTimeout
+from pytest_codelab.k8s.blockers import BlockerClock, pod_blocker, readiness_failures
 from pytest_codelab.k8s.diagnostics import event_line, pod_summary, sorted_events
 from pytest_codelab.k8s.waiting import (
     WorkloadStatus,
@@ -194,15 +195,39 @@ def explain(core: client.CoreV1Api, namespace: str, pending: list[Workload]) -> 
     return "\n".join(lines)
 
 
+def blocked_pods(core: client.CoreV1Api, namespace: str, pending: list[Workload]) -> dict[str, str]:
+    """``workload/pod`` -> what keeps that pod of a pending workload from becoming Ready."""
+    if not pending:
+        return {}
+    readiness = readiness_failures(sorted_events(core, namespace))
+    found = {}
+    for workload in pending:
+        for pod in core.list_namespaced_pod(namespace, label_selector=workload.selector).items:
+            reason = pod_blocker(pod, readiness)
+            if reason:
+                name = (pod.metadata or client.V1ObjectMeta()).name
+                found[f"{workload.kind}/{workload.name} pod/{name}"] = reason
+    return found
+
+
 def wait_ready(
-    api: client.ApiClient, namespace: str, *, timeout: float, expect_workloads: bool = True
+    api: client.ApiClient,
+    namespace: str,
+    *,
+    timeout: float,
+    expect_workloads: bool = True,
+    stuck: float | None = None,
 ) -> str:
     """Wait until every Deployment and StatefulSet of ``namespace`` is Ready.
 
     StackNotReady explains each workload that is not; a Deployment past its progress
-    deadline fails at once, as ``kubectl rollout status`` does.
+    deadline fails at once, as ``kubectl rollout status`` does. With ``stuck`` (seconds), a
+    pod blocked for that long (crash loop, image or configuration error, unschedulable,
+    readiness probe failing; see :mod:`~pytest_codelab.k8s.blockers`) fails the wait then,
+    naming it, instead of at ``timeout``.
     """
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    clock = BlockerClock(stuck) if stuck is not None else None
 
     def probe() -> tuple[bool, str]:
         found = workloads(apps, namespace)
@@ -213,8 +238,11 @@ def wait_ready(
             raise StackNotReady(
                 f"workloads in {namespace} failed:\n{explain(core, namespace, failed)}"
             )
-        pending = [w.status.message for w in found if not w.status.ready]
-        return not pending, "; ".join(pending) or f"{len(found)} workloads ready"
+        pending = [w for w in found if not w.status.ready]
+        if clock is not None:
+            fail_if_stuck(core, namespace, pending, clock)
+        messages = [w.status.message for w in pending]
+        return not pending, "; ".join(messages) or f"{len(found)} workloads ready"
 
     try:
         return wait_until(
@@ -223,3 +251,20 @@ def wait_ready(
     except WaitTimeout as exc:
         pending = [w for w in workloads(apps, namespace) if not w.status.ready]
         raise StackNotReady(f"{exc}\n{explain(core, namespace, pending)}") from None
+
+
+def fail_if_stuck(
+    core: client.CoreV1Api, namespace: str, pending: list[Workload], clock: BlockerClock
+) -> None:
+    """Raise StackNotReady when a pending workload's pod has been blocked for the window,
+    naming every pod blocked at that moment (each with how long), not only the first."""
+    seen = clock.observe(blocked_pods(core, namespace, pending))
+    if not clock.expired(seen):
+        return
+    lines = [f"{pod}: {reason} (for {seconds:.0f}s)" for pod, reason, seconds in seen]
+    raise StackNotReady(
+        f"workloads in {namespace} cannot become Ready (blocked for {clock.window:.0f}s or "
+        "more, not waiting out the deploy deadline):\n"
+        + "\n".join(f"- {line}" for line in lines)
+        + f"\n{explain(core, namespace, pending)}"
+    )

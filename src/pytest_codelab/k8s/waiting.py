@@ -42,6 +42,9 @@ class Timeouts:
     namespace: float = 60.0
     delete: float = 120.0
     deploy: float = 600.0
+    #: A pod of the stack blocked (crash loop, image, configuration, unschedulable, failing
+    #: readiness) before the deploy gives up on it instead of waiting out ``deploy``.
+    stuck: float = 60.0
     rollout: float = 300.0
     pod_start: float = 120.0
     exec: float = 30.0

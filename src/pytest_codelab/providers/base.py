@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class ClusterHandle:
     #: The Locust worker image the cluster provides (the local cluster builds and loads
     #: one); None: the cluster provides none, ``--codelab-load-image`` must name one.
     load_image: str | None = None
+    #: Where a test ACME server publishes the root it issues from, read through the API
+    #: server's service proxy: (namespace, "scheme:service:port", path). None: the issuer's
+    #: root is a public one (system CAs) or given with --codelab-ca-file.
+    issuer_root_proxy: tuple[str, str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -43,7 +47,16 @@ class ClusterHandle:
             created=bool(data.get("created", False)),
             ingress_gaps=dict(data.get("ingress_gaps") or {}),
             load_image=data.get("load_image"),
+            issuer_root_proxy=_proxy(data.get("issuer_root_proxy")),
         )
+
+
+def _proxy(value: Any) -> tuple[str, str, str] | None:
+    """A JSON round trip turns the tuple into a list."""
+    if not value:
+        return None
+    namespace, service, path = value
+    return str(namespace), str(service), str(path)
 
 
 class ClusterProvider(Protocol):
@@ -52,3 +65,38 @@ class ClusterProvider(Protocol):
     def start(self) -> ClusterHandle: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class NodeControl(Protocol):
+    """A provider that can lose a worker node on purpose and bring it back.
+
+    Why a capability of its own: a drain goes through the Kubernetes API, which any cluster
+    serves, but a node *loss* (kubelet, container runtime and the pods' processes gone, the
+    node NotReady) needs a hand on the machine. The local cluster has one; a cluster reached
+    only through a kubeconfig has none, and a check that needs it is reported as not checked
+    with :func:`node_control_gap`'s reason.
+    """
+
+    def stop_node(self, name: str) -> None:
+        """Lose node ``name`` as a power cut would: it goes NotReady, its pods unreachable."""
+        ...
+
+    def start_node(self, name: str) -> None:
+        """Bring node ``name`` back and Ready."""
+        ...
+
+
+#: Why a provider without NodeControl cannot lose a node (``{name}``: the cluster's).
+NO_NODE_CONTROL = (
+    "cluster {name} cannot lose a node on purpose: the gate reaches it only through the "
+    "Kubernetes API, which can drain a node but not stop its kubelet and container runtime "
+    "(the local cluster can: --codelab-cluster=local)"
+)
+
+
+def node_control_gap(provider: object, name: str) -> str | None:
+    """None when ``provider`` can stop and start nodes, else why not (a skip reason)."""
+    if isinstance(provider, NodeControl):
+        return None
+    return NO_NODE_CONTROL.format(name=name)

@@ -46,9 +46,12 @@ def diagnose_failure(item: pytest.Item, report: pytest.TestReport) -> None:
             dest,
             kubeconfig=str(run.handle.kubeconfig),
             context=run.handle.context,
+            scrub=run.scrub,
         )
     except Exception as exc:  # diagnostics must never hide the real failure
-        report.sections.append(("codelab diagnostics", f"collection failed: {one_line(str(exc))}"))
+        report.sections.append(
+            ("codelab diagnostics", f"collection failed: {run.scrub(one_line(str(exc)))}")
+        )
         return
     seen[key] = dest
     report.sections.append(

@@ -6,7 +6,7 @@ pytest's ``--junitxml`` at ``<report dir>/junit.xml`` unless the user chose a pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from pytest_codelab.report.collector import ReportCollector
 from pytest_codelab.report.page import JSON_NAME, ReportPaths, write_report
 from pytest_codelab.report.promises import BY_ID, unknown_ids
 from pytest_codelab.report.records import DESELECT_REASON, annotate_item, requirement_texts
+from pytest_codelab.report.scrub import scrub_report
 from pytest_codelab.report.verdict import Assessment, PromiseRow
 from pytest_codelab.run import RUN_KEY
 from pytest_codelab.settings import SETTINGS_KEY, Settings, bad_value
@@ -114,6 +115,17 @@ class ReportPlugin:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             annotate_item(item)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Outermost, so after the diagnostics: no generated secret value in the report."""
+        report = yield
+        run = self.config.stash.get(RUN_KEY, None)
+        if run is not None and run.secrets:
+            scrub_report(report, run.scrub)
+        return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.collector is not None:

@@ -67,6 +67,28 @@ _BEFORE_HPAS = (
         ("5.1/self-healing", "5.1/statefulset"),
     ),
     Promise(
+        "node-spread",
+        "spread over nodes: the guide's worker count, every multi-replica Deployment's Ready "
+        "pods on at least two nodes",
+        "Требования / Кластер (минимум 3 worker nodes); Обзор (Отказоустойчивость)",
+        ("5.5/workers", "5.5/spread"),
+    ),
+    Promise(
+        "node-drain",
+        "node drain: draining a worker under traffic loses no request and keeps every "
+        "PodDisruptionBudget",
+        "Обзор (Отказоустойчивость, Rolling Updates без простоя); Best Practices 9",
+        ("5.5/drain",),
+    ),
+    Promise(
+        "node-loss",
+        "node loss: a lost worker costs a bounded share of requests, its pods come back Ready "
+        "on the other nodes within the bound; the data tier's single points of failure named",
+        "Обзор (Отказоустойчивость, Self-Healing); Ручная установка 1-2 (StatefulSets, "
+        "replicas: 1)",
+        ("5.5/node-loss", "5.5/data-tier"),
+    ),
+    Promise(
         "connectivity",
         "connectivity: Services answer by name, the architecture's paths work end to end",
         "Архитектура в Kubernetes; Troubleshooting / Проверка сервисов",
@@ -100,6 +122,15 @@ _BEFORE_HPAS = (
         ("5.3/tls",),
     ),
     Promise(
+        "tls-issuance",
+        "TLS issuance: cert-manager issues codelab-tls from letsencrypt-prod; the served chain "
+        "verifies against the issuer's root, names the Ingress hosts, lasts, and renews "
+        "without a failed request",
+        "Ручная установка / 5. Ingress (cert-manager.io/cluster-issuer: letsencrypt-prod); "
+        "Требования / Инструменты (cert-manager)",
+        ("5.3/tls-issuance",),
+    ),
+    Promise(
         "body-size",
         "body size: bodies under proxy-body-size pass, larger ones get 413",
         "Ручная установка / 5. Ingress (nginx.ingress.kubernetes.io/proxy-body-size: 50m)",
@@ -109,7 +140,8 @@ _BEFORE_HPAS = (
 _AFTER_HPAS = (
     Promise(
         "vpa",
-        "VPA: agent-runtime-vpa recommends resources",
+        "VPA: agent-runtime-vpa recommends resources within its bounds; in Auto mode a "
+        "pod is recreated with the recommendation",
         "Масштабирование / Vertical Pod Autoscaling (VPA)",
         ("6/vpa",),
     ),

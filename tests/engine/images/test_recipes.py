@@ -95,3 +95,20 @@ def test_python_base_layer_is_cached_across_services(build_log: LogFactory) -> N
     lines.clear()
     recipes.build_all(["gateway-1.0.0"], force=False, log=log)
     assert lines == ["[images] image gateway-1.0.0 (ghcr.io/codelab/gateway:1.0.0): cached"]
+
+
+def test_gate_recipe_installs_the_given_wheel(tmp_path: Path) -> None:
+    wheel = tmp_path / "pytest_codelab-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK fake wheel")
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_bytes(b"\x7fELF fake")
+    recipe = recipes.gate_recipe(wheel, kubectl, image="example/gate:1")
+    assert recipe.tags == ("example/gate:1",)
+    assert recipe.config.entrypoint == ("/opt/gate/bin/codelab-gate",)
+    names = [layer.name for layer in recipe.layers]  # type: ignore[attr-defined]
+    assert names == ["python", "gate-venv", "gate-kubectl"]
+    assert wheel.name in recipe.layers[1].script  # type: ignore[attr-defined]
+    other = tmp_path / "other.whl"
+    other.write_bytes(b"PK another wheel")
+    assert recipes.gate_recipe(other).key() != recipes.gate_recipe(wheel).key()
+    assert len(recipes.gate_recipe(wheel).layers) == 2  # no kubectl unless given

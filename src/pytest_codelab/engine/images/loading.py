@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.images.archive import archive_tags, normalize_ref
 from pytest_codelab.engine.images.commands import ImageError, run
 from pytest_codelab.engine.images.recipes import build_all, build_engine_images
-from pytest_codelab.engine.layout import Layout
+from pytest_codelab.engine.layout import Layout, Node, cluster_nodes
+from pytest_codelab.engine.state import Cluster
 from pytest_codelab.engine.timeouts import Timeouts
+
+#: Nodes importing at once: imports are disk- and CPU-bound, and the machine has two cores.
+PARALLEL_IMPORTS = 2
 
 
 def load_image(
@@ -60,12 +65,12 @@ def digest(path: Path) -> str:
     return f"{st.st_size}-{st.st_mtime_ns}"
 
 
-def ctr(layout: Layout, *args: str) -> str:
-    """Run ctr against the cluster's containerd in the k8s.io namespace."""
+def ctr(layout: Layout, node: Node, *args: str) -> str:
+    """Run ctr against a node's containerd in the k8s.io namespace."""
     cmd = [
         str(layout.bin / "ctr"),
         "--address",
-        str(layout.containerd_socket),
+        str(layout.node_containerd_socket(node)),
         "-n",
         "k8s.io",
         *args,
@@ -77,10 +82,11 @@ def ctr(layout: Layout, *args: str) -> str:
 
 
 class ImportRecord:
-    """Which archive each image name was imported from, kept beside containerd's store."""
+    """Which archive each image name was imported from, kept beside a node's containerd
+    store."""
 
-    def __init__(self, layout: Layout) -> None:
-        self.path = layout.containerd_root / "codelab-imports.json"
+    def __init__(self, layout: Layout, node: Node) -> None:
+        self.path = layout.node_containerd_root(node) / "codelab-imports.json"
         try:
             self.data: dict[str, str] = json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
@@ -97,20 +103,44 @@ class ImportRecord:
         self.path.write_text(json.dumps(self.data, indent=1, sort_keys=True))
 
 
-def present_images(layout: Layout) -> set[str]:
-    """Names of the images containerd holds."""
-    return set(ctr(layout, "images", "ls", "-q").split())
+def present_images(layout: Layout, node: Node) -> set[str]:
+    """Names of the images a node's containerd holds."""
+    return set(ctr(layout, node, "images", "ls", "-q").split())
+
+
+def running_nodes(layout: Layout) -> list[Node]:
+    """The nodes of the cluster the record describes (the control plane alone when there
+    is no record)."""
+    cluster = Cluster.load(layout)
+    return cluster_nodes(cluster.workers if cluster else 0)
 
 
 def load(
-    layout: Layout, archives: list[tuple[Path, str | None]], timeouts: Timeouts | None = None
+    layout: Layout,
+    archives: list[tuple[Path, str | None]],
+    timeouts: Timeouts | None = None,
+    nodes: list[Node] | None = None,
 ) -> list[str]:
-    """Import each archive (with an optional extra name) unless containerd already has it.
+    """Import each archive (with an optional extra name) into every node (default: the
+    running cluster's), like ``kind load``, unless a node already has it.
 
-    Returns the names imported; a warm ``up`` imports nothing.
+    Returns the names imported (once per name); a warm ``up`` imports nothing.
     """
-    record = ImportRecord(layout)
-    present = present_images(layout)
+    targets = nodes if nodes is not None else running_nodes(layout)
+    with ThreadPoolExecutor(max_workers=PARALLEL_IMPORTS) as pool:
+        done = pool.map(lambda n: load_node(layout, n, archives, timeouts), targets)
+        return sorted({name for names in done for name in names})
+
+
+def load_node(
+    layout: Layout,
+    node: Node,
+    archives: list[tuple[Path, str | None]],
+    timeouts: Timeouts | None = None,
+) -> list[str]:
+    """Import each archive into one node's containerd unless it already has it."""
+    record = ImportRecord(layout, node)
+    present = present_images(layout, node)
     imported: list[str] = []
     for archive, name in archives:
         names = archive_tags(archive) + ([normalize_ref(name)] if name else [])
@@ -119,7 +149,7 @@ def load(
             continue
         load_image(
             archive,
-            containerd_address=str(layout.containerd_socket),
+            containerd_address=str(layout.node_containerd_socket(node)),
             name=name or None,
             ctr=str(layout.bin / "ctr"),
             timeouts=timeouts,
@@ -136,11 +166,14 @@ def load_codelab_images(layout: Layout, timeouts: Timeouts | None = None) -> lis
 
 
 def load_engine_images(
-    layout: Layout, with_addons: bool = True, timeouts: Timeouts | None = None
+    layout: Layout,
+    with_addons: bool = True,
+    timeouts: Timeouts | None = None,
+    nodes: list[Node] | None = None,
 ) -> None:
-    """Import the engine's images into the running containerd."""
+    """Import the engine's images into every node's containerd."""
     built = build_engine_images(only_pause=not with_addons, timeouts=timeouts)
-    load(layout, [(path, name) for name, path in built.items()], timeouts)
+    load(layout, [(path, name) for name, path in built.items()], timeouts, nodes)
 
 
 def load_archive(
@@ -149,17 +182,25 @@ def load_archive(
     layout: Layout | None = None,
     timeouts: Timeouts | None = None,
 ) -> None:
-    """``codelab-cluster load-image``: import one archive into the running cluster."""
+    """``codelab-cluster load-image``: import one archive into every node of the running
+    cluster."""
     layout = layout or Layout.default()
     if not layout.containerd_socket.exists():
         raise EngineError("no local cluster is running: run `codelab-cluster up` first")
     if not archive.exists():
         raise EngineError(f"no such image archive: {archive}")
-    load_image(
-        archive,
-        containerd_address=str(layout.containerd_socket),
-        name=name,
-        ctr=str(layout.bin / "ctr"),
-        timeouts=timeouts,
+    nodes = running_nodes(layout)
+    for node in nodes:
+        load_image(
+            archive,
+            containerd_address=str(layout.node_containerd_socket(node)),
+            name=name,
+            ctr=str(layout.bin / "ctr"),
+            timeouts=timeouts,
+        )
+    print(
+        f"[codelab] loaded {archive.name}"
+        + (f" as {name}" if name else "")
+        + f" into {len(nodes)} nodes",
+        flush=True,
     )
-    print(f"[codelab] loaded {archive.name}" + (f" as {name}" if name else ""), flush=True)

@@ -397,6 +397,44 @@ def locust_recipe(image: str = versions.LOCUST_IMAGE, version: str = versions.LO
     )
 
 
+def gate_recipe(
+    wheel: Path, kubectl: Path | None = None, image: str = "codelab/gate:dev"
+) -> Recipe:
+    """The gate itself as an image, to run it as a Job in the cluster it checks (in-cluster
+    configuration, rbac/gate-job.yaml): Python, the given pytest-codelab wheel in a venv
+    (its dependencies from PyPI) and, if given, a kubectl for the rerunnable commands."""
+    staged = FilesLayer("gate-wheel", (host_file(f"tmp/gate/{wheel.name}", wheel, 0o644),))
+    venv = ChrootLayer(
+        "gate-venv",
+        (python_layer(), staged),
+        script=(
+            "python3 -m venv /opt/gate\n"
+            f"/opt/gate/bin/pip install -q /tmp/gate/{wheel.name}\n"
+            "/opt/gate/bin/codelab-cluster --help >/dev/null\n"
+        ),
+        capture=("opt/gate",),
+        role="venv layer",
+        hint="pip install the pytest-codelab wheel, ~2 min",
+    )
+    layers: tuple[Layer, ...] = (python_layer(), venv)
+    if kubectl is not None:
+        layers += (
+            FilesLayer("gate-kubectl", (host_file("usr/local/bin/kubectl", kubectl, 0o755),)),
+        )
+    return Recipe(
+        "gate",
+        (image,),
+        layers,
+        ImageConfig(
+            entrypoint=("/opt/gate/bin/codelab-gate",),
+            env=env(PATH="/opt/gate/bin:" + DEFAULT_PATH, LANG="C.UTF-8", PYTHONUNBUFFERED="1"),
+            workdir="/tmp",
+            user=str(SERVICE_UID),
+        ),
+        f"pytest-codelab gate from {wheel.name}",
+    )
+
+
 def recipe_table(src: Path | None = None, *, litellm_image: str | None = None) -> dict[str, Recipe]:
     """The recipe table: every image the local cluster runs besides the add-ons' binaries."""
     table: dict[str, Recipe] = {
@@ -490,6 +528,7 @@ STATIC_IMAGES = {
     versions.METRICS_SERVER_IMAGE: ("metrics-server", ["/metrics-server"]),
     versions.LOCAL_PATH_IMAGE: ("local-path-provisioner", ["/local-path-provisioner"]),
     versions.TRAEFIK_IMAGE: ("traefik", ["/traefik"]),
+    versions.KUBE_NETWORK_POLICIES_IMAGE: ("kube-network-policies", ["/kube-network-policies"]),
 }
 
 
