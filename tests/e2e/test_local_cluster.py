@@ -66,6 +66,39 @@ def _web_deployment(replicas: int = 2) -> client.V1Deployment:
     )
 
 
+#: Apps of this module's own pods. The namespace is the run's, where the CodeLab stack and
+#: its ``default-deny-ingress`` policy may already be: each of these apps gets a policy
+#: admitting every source (the ingress controller included), as an operator would add.
+OPEN_APPS = ("web", "across")
+
+
+def _open_policy(app: str) -> client.V1NetworkPolicy:
+    return client.V1NetworkPolicy(
+        metadata=client.V1ObjectMeta(name=f"open-{app}"),
+        spec=client.V1NetworkPolicySpec(
+            pod_selector=client.V1LabelSelector(match_labels={"app": app}),
+            policy_types=["Ingress"],
+            ingress=[client.V1NetworkPolicyIngressRule()],
+        ),
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def open_policies(k8s_client: client.ApiClient, codelab_namespace: NamespaceInfo) -> Iterator[None]:
+    """Policies admitting every source to this module's pods, removed at its end."""
+    net = client.NetworkingV1Api(k8s_client)
+    ns = codelab_namespace.name
+    for app in OPEN_APPS:
+        net.create_namespaced_network_policy(ns, _open_policy(app))
+    yield
+    for app in OPEN_APPS:
+        try:
+            net.delete_namespaced_network_policy(f"open-{app}", ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
 @pytest.fixture(scope="module")
 def web(
     core_v1: client.CoreV1Api, apps_v1: client.AppsV1Api, codelab_namespace: NamespaceInfo
@@ -208,6 +241,7 @@ def test_a_pod_denied_by_a_network_policy_is_refused(
         lambda: _reply(pod_exec, "across"), "across-client -> svc/across", kind="pod_start"
     )
     net = client.NetworkingV1Api(k8s_client)
+    net.delete_namespaced_network_policy("open-across", ns)  # only the next one applies
     net.create_namespaced_network_policy(
         ns,
         client.V1NetworkPolicy(
@@ -240,6 +274,7 @@ def test_a_pod_denied_by_a_network_policy_is_refused(
         waiter.until(lambda: _reply(pod_exec, "across"), "the policy to admit it", kind="pod_start")
     finally:
         net.delete_namespaced_network_policy("across-only-allowed", ns)
+        net.create_namespaced_network_policy(ns, _open_policy("across"))
 
 
 def test_deployment_pods_running_and_ready(

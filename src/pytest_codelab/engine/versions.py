@@ -214,6 +214,9 @@ COMPONENTS: tuple[GoComponent, ...] = (
         addon="velero",
         # v1.18.3 requires k8s.io/cli-runtime v0.33.12, which the module proxy refuses.
         pins=("k8s.io/cli-runtime v0.33.13",),
+        # The pod-volume exposer must honour the node-agent's subPathExpr (each node's
+        # kubelet has its own folder under one host folder).
+        patches=("velero-host-pods-subpath.patch",),
     ),
     GoComponent(
         "velero-plugin-for-aws",
