@@ -335,6 +335,8 @@ def test_a_lost_worker_is_recovered_from(
     bound_figure = figure(codelab_expected, "loss", "recoverySeconds")
     bound = codelab_timeouts.scale(bound_figure.value)
     ns = settled.namespace
+    nodes.respread(apps_v1, ns, deployment_replicas)
+    wait_ready(apps_v1.api_client, ns, timeout=codelab_timeouts.deploy)
     node, _ = target_worker(apps_v1, core_v1, ns)
     tolerations = nodes.loss_tolerations(nodes.pods_on(core_v1, ns, node))
     streams = nodes.serving_traffic(serving_target, TRAFFIC_SECONDS)

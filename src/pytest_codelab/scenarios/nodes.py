@@ -30,6 +30,7 @@ from pytest_codelab.clients.traffic import Traffic, TrafficReport
 from pytest_codelab.deploy.expected import Expectation, Figure
 from pytest_codelab.deploy.fit import Fit
 from pytest_codelab.deploy.manifests import BINDINGS
+from pytest_codelab.k8s import rollouts
 from pytest_codelab.k8s.objects import deleting, meta, name_of
 from pytest_codelab.k8s.pods import is_ready
 from pytest_codelab.k8s.stack import label_selector
@@ -201,6 +202,16 @@ def single_points(places: Sequence[Place], replicas: Mapping[str, Count]) -> dic
         for p in places
         if p.kind == "StatefulSet" and p.owner in replicas and replicas[p.owner].value == 1
     }
+
+
+def respread(apps: client.AppsV1Api, namespace: str, names: Iterable[str]) -> None:
+    """Restart each Deployment (``kubectl rollout restart``) so that the scheduler places its
+    pods again over every usable worker. Kubernetes never moves running pods back after a
+    drain or a node's return, so one node-failure check can leave the next a cluster where
+    the only workers with serving pods also hold the data tier (seen in CI: a drained worker
+    came back empty, and the node lost next was PostgreSQL's)."""
+    for name in names:
+        rollouts.restart(apps, namespace, name)
 
 
 def choose_worker(places: Sequence[Place], workers: Sequence[str]) -> str | None:
