@@ -44,6 +44,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 MIN_DAYS_LEFT = 30
 #: Base seconds for a forced renewal to be issued and served (scaled like every deadline).
 RENEWAL = 180.0
+#: Requests that must succeed over fresh TLS connections once the new serial is served.
+AFTER_RENEWAL = 5
 #: The path requests go to while the certificate is replaced (auth-service answers 401).
 TRAFFIC_PATH = "/oauth/verify"
 
@@ -276,7 +278,8 @@ def test_renewal_is_served_without_a_failed_request(
 
         met, last = try_until(served_new, timeout=deadline, interval=2)
         took = time.monotonic() - started
-        time.sleep(1)  # a few requests on the new certificate
+        # A few requests on the new certificate, with a deadline rather than a fixed pause.
+        t.wait_for(len(t.results()) + AFTER_RENEWAL, codelab_timeouts.http)
     report = traffic.report()
     cert = certificates.certificate_for(k8s_client, ns, issuance.secret)
     assert met, (

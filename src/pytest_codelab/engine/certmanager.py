@@ -23,7 +23,7 @@ from pytest_codelab.engine import build, extra, versions
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.images import loading
 from pytest_codelab.engine.images.archive import host_file
-from pytest_codelab.engine.images.builder import Recipe, build_recipe
+from pytest_codelab.engine.images.builder import Recipe
 from pytest_codelab.engine.images.recipes import static
 from pytest_codelab.engine.layout import NODE_IP, Layout
 from pytest_codelab.engine.paths import bin_dir as _bin_dir
@@ -94,8 +94,7 @@ def image_recipes(bin_dir: Path | None = None) -> dict[str, Recipe]:
 
 def load_images(layout: Layout, timeouts: Timeouts) -> list[str]:
     """Import the five images into the cluster's containerd (skipped when current)."""
-    built = {n: build_recipe(r, timeouts=timeouts) for n, r in image_recipes(layout.bin).items()}
-    return loading.load(layout, [(path, name) for name, path in built.items()], timeouts)
+    return loading.load_recipes(layout, image_recipes(layout.bin), timeouts)
 
 
 def crds() -> str:

@@ -111,8 +111,7 @@ def build_images(bin_dir: Path | None = None, timeouts: Timeouts | None = None) 
 
 def load_images(layout: Layout, timeouts: Timeouts) -> list[str]:
     """Import the three images into the cluster's containerd (skipped when current)."""
-    built = build_images(layout.bin, timeouts)
-    return loading.load(layout, [(path, name) for name, path in built.items()], timeouts)
+    return loading.load_recipes(layout, image_recipes(layout.bin), timeouts)
 
 
 # ----------------------------------------------------------------- credentials

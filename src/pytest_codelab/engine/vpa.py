@@ -20,7 +20,7 @@ import yaml
 from pytest_codelab.engine import addons, build, extra, versions
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.images import loading
-from pytest_codelab.engine.images.builder import Recipe, build_recipe
+from pytest_codelab.engine.images.builder import Recipe
 from pytest_codelab.engine.images.recipes import static
 from pytest_codelab.engine.layout import Layout
 from pytest_codelab.engine.paths import bin_dir as _bin_dir
@@ -71,8 +71,7 @@ def image_recipes(bin_dir: Path | None = None) -> dict[str, Recipe]:
 
 def load_images(layout: Layout, timeouts: Timeouts) -> list[str]:
     """Import the three images into the cluster's containerd (skipped when current)."""
-    built = {n: build_recipe(r, timeouts=timeouts) for n, r in image_recipes(layout.bin).items()}
-    return loading.load(layout, [(path, name) for name, path in built.items()], timeouts)
+    return loading.load_recipes(layout, image_recipes(layout.bin), timeouts)
 
 
 def deploy_folder() -> Path:

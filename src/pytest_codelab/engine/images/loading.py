@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pytest_codelab.engine.errors import EngineError
 from pytest_codelab.engine.images.archive import archive_tags, normalize_ref
+from pytest_codelab.engine.images.builder import Recipe, build_recipe
 from pytest_codelab.engine.images.commands import ImageError, run
 from pytest_codelab.engine.images.recipes import build_all, build_engine_images
 from pytest_codelab.engine.layout import Layout, Node, cluster_nodes
@@ -157,6 +158,15 @@ def load_node(
         record.remember(names, d)
         imported.extend(names)
     return imported
+
+
+def load_recipes(
+    layout: Layout, recipes: dict[str, Recipe], timeouts: Timeouts | None = None
+) -> list[str]:
+    """Build (or find cached) an add-on's images, image name -> recipe, and import them into
+    every node (skipped where current): the one way Velero, cert-manager and the VPA load."""
+    built = {name: build_recipe(r, timeouts=timeouts) for name, r in recipes.items()}
+    return load(layout, [(path, name) for name, path in built.items()], timeouts)
 
 
 def load_codelab_images(layout: Layout, timeouts: Timeouts | None = None) -> list[str]:
